@@ -1,0 +1,153 @@
+//! The one error type every server function returns. It travels to the browser as JSON, so it
+//! carries only what an admin may read: field messages, a refusal, or a plain "something went
+//! wrong". Internal details are logged once on the server and never serialised.
+
+use std::collections::BTreeMap;
+
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+/// Messages keyed by the form field they concern (`"name"`, `"endpoint"`, ...).
+pub type FieldErrors = BTreeMap<String, String>;
+
+pub const UNAUTHORIZED_MESSAGE: &str = "You need to sign in or sign up before continuing.";
+pub const FORBIDDEN_MESSAGE: &str =
+    "You are signed in as an auditor. Auditors can see every page but cannot change anything.";
+pub const INTERNAL_MESSAGE: &str = "Something went wrong on our end. Please try again.";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// One or more fields are invalid; nothing was saved.
+    #[error("{}", first_message(.0))]
+    Validation(FieldErrors),
+    #[error("{UNAUTHORIZED_MESSAGE}")]
+    Unauthorized,
+    #[error("{FORBIDDEN_MESSAGE}")]
+    Forbidden,
+    #[error("The page or record you were looking for could not be found.")]
+    NotFound,
+    /// The request clashes with the current state (for example a model still in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database cannot be reached right now.
+    #[error("The database is unavailable right now. Please try again in a moment.")]
+    Unavailable,
+    #[error("{INTERNAL_MESSAGE}")]
+    Internal,
+    /// The request never reached the server function, or its answer could not be read.
+    #[error("{0}")]
+    Transport(String),
+}
+
+fn first_message(errors: &FieldErrors) -> String {
+    errors.values().next().cloned().unwrap_or_default()
+}
+
+impl AppError {
+    /// A validation error for a single field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        AppError::Validation(FieldErrors::from([(field.to_owned(), message.into())]))
+    }
+
+    /// The message for one field, if this error concerns it.
+    pub fn message_for(&self, field: &str) -> Option<String> {
+        match self {
+            AppError::Validation(errors) => errors.get(field).cloned(),
+            _ => None,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Transport(value.to_string())
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub use ssr::*;
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use super::AppError;
+    use axum::http::StatusCode;
+
+    impl AppError {
+        pub fn status(&self) -> StatusCode {
+            match self {
+                AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+                AppError::Forbidden => StatusCode::FORBIDDEN,
+                AppError::NotFound => StatusCode::NOT_FOUND,
+                AppError::Conflict(_) => StatusCode::CONFLICT,
+                AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                AppError::Internal | AppError::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            }
+        }
+
+        /// Sets this error's HTTP status on the response being built, then hands the error
+        /// back, so that server functions answer 401, 403, 422... and not a blanket 500.
+        pub fn respond(self) -> Self {
+            if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(self.status());
+            }
+            self
+        }
+    }
+
+    /// The message a form shows for each rule the database holds, by constraint name
+    /// (migrations/). A rule broken past the form's own checks (a race, a direct call) still
+    /// reaches the admin as the same words at the same field.
+    pub fn constraint_violation(constraint: &str) -> Option<AppError> {
+        let field = AppError::field;
+        Some(match constraint {
+            "self_hosted_models_name_unique" => field("name", "Please enter a unique deployment name."),
+            "self_hosted_models_name_length" => field("name", "Please enter a deployment name."),
+            "self_hosted_models_family_present" => field("model_family", "Please select a model."),
+            "self_hosted_models_endpoint_for_api" => field("endpoint", "Please enter an endpoint."),
+            "self_hosted_models_endpoint_url" => field("endpoint", "Please add a valid endpoint."),
+            "self_hosted_models_identifier_length" => field("identifier", "Please enter a model identifier."),
+            "self_hosted_models_bedrock_identifier" => {
+                field("identifier", "Model identifier must start with \"bedrock/\"")
+            }
+            "feature_settings_model_in_use" => AppError::Conflict(
+                "This self-hosted model cannot be deleted: it is in use by an AI-native feature.".to_owned(),
+            ),
+            "feature_settings_model_when_self_hosted" => field("model", "Select a model for the feature."),
+            "instance_settings_timeout_range" => field(
+                "ai_gateway_timeout_seconds",
+                "The AI Gateway request timeout must be between 60 and 600 seconds.",
+            ),
+            "instance_settings_ai_gateway_url" => field("ai_gateway_url", "Please add a valid URL."),
+            "instance_settings_agent_platform_url" => field(
+                "duo_agent_platform_service_url",
+                "Enter a host and port without a protocol, for example example.com:50052.",
+            ),
+            _ => return None,
+        })
+    }
+
+    impl From<sqlx::Error> for AppError {
+        fn from(error: sqlx::Error) -> Self {
+            if let Some(known) =
+                error.as_database_error().and_then(|db| db.constraint()).and_then(constraint_violation)
+            {
+                return known.respond();
+            }
+            // Logged here, once, with its detail; the browser only learns that it failed.
+            match &error {
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                    tracing::error!(error = %error, "database unavailable");
+                    AppError::Unavailable.respond()
+                }
+                _ => {
+                    tracing::error!(error = %error, "database error");
+                    AppError::Internal.respond()
+                }
+            }
+        }
+    }
+}

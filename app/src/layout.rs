@@ -1,0 +1,110 @@
+//! The admin area's chrome, as on GitLab: a top bar with the signed-in user and "Sign out", and
+//! a sidebar whose "GitLab Duo" group leads to Configuration and Model configuration.
+
+use leptos::prelude::*;
+use leptos_router::components::{A, Outlet};
+use leptos_router::hooks::use_location;
+
+use crate::auth::fetch_current_user;
+
+#[component]
+pub fn AdminShell() -> impl IntoView {
+    let user = OnceResource::new(fetch_current_user());
+    view! {
+        <div class="layout">
+            <header class="top-bar">
+                <a class="brand" href="/admin">
+                    <span class="brand-mark" aria-hidden="true"></span>
+                    "GitLab Duo Self-Hosted"
+                </a>
+                <Suspense>
+                    {move || Suspend::new(async move {
+                        user.await.ok().map(|user| view! {
+                            <div class="user-menu">
+                                <span class="user-name" data-testid="current-user">
+                                    {user.username.clone()}
+                                    <span class="user-role">{user.role.label()}</span>
+                                </span>
+                                <form method="post" action="/users/sign_out">
+                                    <button type="submit" class="btn btn-default btn-sm">"Sign out"</button>
+                                </form>
+                            </div>
+                        })
+                    })}
+                </Suspense>
+            </header>
+            <aside class="sidebar">
+                <nav aria-label="Admin area">
+                    <div class="sidebar-title">"Admin area"</div>
+                    <SidebarLink href="/admin" label="Overview"/>
+                    <div class="sidebar-group">"GitLab Duo"</div>
+                    <SidebarLink href="/admin/gitlab_duo/configuration" label="Configuration"/>
+                    <SidebarLink href="/admin/gitlab_duo/self_hosted" label="Model configuration"/>
+                    <div class="sidebar-group">"Monitoring"</div>
+                    <SidebarLink href="/admin/audit_events" label="Audit events"/>
+                </nav>
+            </aside>
+            <main class="content" id="content-body">
+                <Outlet/>
+            </main>
+        </div>
+    }
+}
+
+#[component]
+fn SidebarLink(href: &'static str, label: &'static str) -> impl IntoView {
+    let location = use_location();
+    // A section stays highlighted on its sub-pages; "Overview" only on itself.
+    let active = move || {
+        let path = location.pathname.get();
+        if href == "/admin" { path == href } else { path.starts_with(href) }
+    };
+    view! {
+        <A href=href attr:class=move || if active() { "sidebar-link active" } else { "sidebar-link" }>
+            {label}
+        </A>
+    }
+}
+
+/// `/admin`: where sign-in lands by default.
+#[component]
+pub fn AdminOverview() -> impl IntoView {
+    view! {
+        <leptos_meta::Title text="Admin area"/>
+        <h1 class="page-title">"Admin area"</h1>
+        <div class="overview-cards">
+            <section class="card">
+                <h2>"GitLab Duo"</h2>
+                <p>"Manage GitLab Duo by configuring and assigning self-hosted models to AI-native features."</p>
+                <ul>
+                    <li><a href="/admin/gitlab_duo/configuration">"Configuration"</a></li>
+                    <li><a href="/admin/gitlab_duo/self_hosted">"Model configuration"</a></li>
+                </ul>
+            </section>
+            <section class="card">
+                <h2>"Audit events"</h2>
+                <p>"Every change made in this console, and every sign-in attempt."</p>
+                <ul>
+                    <li><a href="/admin/audit_events">"Audit events"</a></li>
+                </ul>
+            </section>
+        </div>
+    }
+}
+
+/// Shown for any address that matches no page, with a 404 status.
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <leptos_meta::Title text="Page not found"/>
+        <main class="not-found">
+            <h1>"404: Page not found"</h1>
+            <p>"Make sure the address is correct and the page has not moved."</p>
+            <a class="btn btn-confirm" href="/admin">"Go to the Admin area"</a>
+        </main>
+    }
+}

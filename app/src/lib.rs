@@ -1,0 +1,59 @@
+//! The Duo Self-Hosted admin console: pages, shared domain types and server functions.
+//! Compiled twice: with `ssr` into the server, with `hydrate` into the browser bundle.
+//! Server-only code sits in `ssr` modules beside the page it serves.
+
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod layout;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::path;
+
+use crate::audit::AuditEventsPage;
+use crate::auth::sign_in::SignInPage;
+use crate::layout::{AdminOverview, AdminShell, NotFound};
+
+/// The name of the browser bundle and style sheet under `/pkg/`.
+pub const OUTPUT_NAME: &str = "duo_admin";
+
+/// The HTML document every page is rendered into.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.ico"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href=format!("/pkg/{OUTPUT_NAME}.css")/>
+        <Title formatter=|page: String| format!("{page} · Admin area · GitLab")/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/users/sign_in") view=SignInPage/>
+                <ParentRoute path=path!("/admin") view=AdminShell>
+                    <Route path=path!("") view=AdminOverview/>
+                    <Route path=path!("audit_events") view=AuditEventsPage/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs whatever is missing to build and run the console (and, with --with-browser, to run
+# the browser tests). Safe to run again: each step checks first. Downloads come only from the
+# package registries (Debian's packages and crates.io); no tool fetches a prebuilt binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_browser=false
+[[ "${1:-}" == "--with-browser" ]] && with_browser=true
+
+sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=()
+command -v cc >/dev/null || apt_packages+=(build-essential)
+command -v pkg-config >/dev/null || apt_packages+=(pkg-config)
+# PostgreSQL's server programs, for the private database used when DATABASE_URL is unset.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || apt_packages+=(postgresql)
+if $with_browser; then
+  command -v chromium >/dev/null || apt_packages+=(chromium)
+  command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
+fi
+if ((${#apt_packages[@]})); then
+  echo "setup: installing ${apt_packages[*]}"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+# wasm-bindgen's command-line tool must be exactly the version of the library in Cargo.lock.
+wanted=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [[ "$have" != "$wanted" ]]; then
+  echo "setup: installing wasm-bindgen-cli $wanted (about 5 minutes, once)"
+  # Not --locked: its own lock file names a crate version the registry no longer serves.
+  cargo install wasm-bindgen-cli --version "$wanted" --quiet
+fi

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then runs every test, browser tests included.
+# Uses DATABASE_URL when given; otherwise starts a private PostgreSQL cluster for the run (the
+# same code the console uses) and stops it afterwards. Each test gets its own database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SQLX_OFFLINE=true
+target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-$target_dir/site}
+
+scripts/setup.sh --with-browser
+cargo fmt --all -- --check
+scripts/build-site.sh
+# Not --workspace: that would build `app` with both its ssr and hydrate features at once.
+# Building the tests also builds target/debug/duo-admin, with the same features.
+packages=(-p app -p server -p tests)
+cargo test "${packages[@]}" --no-run
+
+if [[ -z "${DATABASE_URL:-}" ]]; then
+  data_dir="$target_dir/test-data"
+  DATABASE_URL=$("$target_dir/debug/duo-admin" --data-dir "$data_dir" database start)
+  export DATABASE_URL
+  trap '"$target_dir/debug/duo-admin" --data-dir "$data_dir" database stop' EXIT
+fi
+
+cargo test "${packages[@]}" --no-fail-fast "$@"

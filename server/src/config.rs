@@ -1,0 +1,117 @@
+//! Command line and environment: every setting is listed by `duo-admin --help` with its default.
+//! AWS settings are deliberately absent: the standard AWS variables are read by `aws-config`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "duo-admin",
+    version,
+    about = "GitLab Duo Self-Hosted admin console: register self-hosted models, assign them to AI-native features, test them.",
+    after_help = "Logging: RUST_LOG (default \"info\") filters log lines, e.g. RUST_LOG=server=debug,info."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to serve the console on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL connection URL. When unset, a private PostgreSQL cluster is started from the
+    /// system's PostgreSQL binaries in <DATA_DIR>/postgres, listening on a Unix socket only.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+
+    /// Folder for the private database, the first admin's generated password and other state.
+    #[arg(long, env = "DUO_DATA_DIR", default_value = "./.data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Folder holding the built browser bundle (pkg/) and the public files.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site", global = true)]
+    pub site_root: PathBuf,
+
+    /// Mark the session cookie Secure (send it over https only). Turn on when served over https.
+    #[arg(long, env = "SECURE_COOKIES", default_value_t = false, global = true)]
+    pub secure_cookies: bool,
+
+    /// Minutes without a request after which a session ends.
+    #[arg(long, env = "SESSION_IDLE_MINUTES", default_value_t = 120, global = true)]
+    pub session_idle_minutes: i64,
+
+    /// E-mail of the first admin (username "root"), created at the first start when no admin exists.
+    #[arg(long, env = "ADMIN_EMAIL", default_value = "admin@example.com", global = true)]
+    pub admin_email: String,
+
+    /// Password of the first admin. When unset, a strong one is generated and written to
+    /// <DATA_DIR>/initial_root_password (mode 0600).
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    pub admin_password: Option<String>,
+
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the console (what runs when no command is given).
+    Serve,
+    /// Add users and reset passwords.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Start or stop the private PostgreSQL cluster on its own (used by the test script).
+    #[command(subcommand)]
+    Database(DatabaseCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user. The password is read from standard input with --password-stdin, or generated
+    /// and printed once.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// admin (may change everything) or auditor (may see everything, change nothing).
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password for a user, found by username or e-mail, and end their sessions.
+    ResetPassword {
+        /// Username or e-mail.
+        login: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users and their roles.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatabaseCommand {
+    /// Start the private cluster in <DATA_DIR>/postgres (creating it if needed), print its URL.
+    Start,
+    /// Stop the private cluster in <DATA_DIR>/postgres.
+    Stop,
+}

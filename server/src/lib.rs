@@ -1,0 +1,100 @@
+//! The duo-admin server: configuration, the database, sessions and the router. `main.rs` only
+//! wires these together; tests build the same router with `router()`.
+
+pub mod auth;
+pub mod config;
+pub mod database;
+pub mod health;
+pub mod postgres;
+pub mod users;
+
+use std::path::Path;
+
+use app::state::AppState;
+use app::{App, OUTPUT_NAME, shell};
+use axum::Router;
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
+use sqlx::PgPool;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::cookie::time::Duration;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::PostgresStore;
+
+pub use config::Config;
+
+pub const SESSION_COOKIE: &str = "duo_admin_session";
+
+/// Everything the router needs that is not in the database.
+#[derive(Debug, Clone)]
+pub struct RouterSettings {
+    pub site_root: String,
+    pub listen: std::net::SocketAddr,
+    pub secure_cookies: bool,
+    pub session_idle_minutes: i64,
+}
+
+impl From<&Config> for RouterSettings {
+    fn from(config: &Config) -> Self {
+        RouterSettings {
+            site_root: config.site_root.to_string_lossy().into_owned(),
+            listen: config.listen,
+            secure_cookies: config.secure_cookies,
+            session_idle_minutes: config.session_idle_minutes,
+        }
+    }
+}
+
+pub fn router(pool: PgPool, settings: &RouterSettings) -> Router {
+    let leptos_options = LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_root(settings.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(settings.listen)
+        .build();
+    let state = AppState { leptos_options, pool: pool.clone() };
+
+    let sessions = SessionManagerLayer::new(PostgresStore::new(pool))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(settings.secure_cookies)
+        // Saving on every request is what makes the expiry count from the last activity.
+        .with_always_save(true)
+        .with_expiry(Expiry::OnInactivity(Duration::minutes(settings.session_idle_minutes)));
+
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let server_fns = {
+        let context = context.clone();
+        move |request| handle_server_fns_with_context(context.clone(), request)
+    };
+    let site_root = Path::new(&settings.site_root);
+
+    Router::new()
+        .route("/", get(|| async { Redirect::to(auth::DEFAULT_LANDING) }))
+        .route(auth::SIGN_IN_PATH, post(auth::sign_in))
+        .route(auth::SIGN_OUT_PATH, post(auth::sign_out))
+        .route("/api/{*server_fn}", get(server_fns.clone()).post(server_fns))
+        .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_sign_in))
+        .layer(sessions)
+        // Below the session layer: static files and probes neither read nor write a session.
+        .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
+        .route_service("/favicon.ico", ServeFile::new(site_root.join("favicon.ico")))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,139 @@
+//! `duo-admin`: serve the console, or manage users and the private database.
+
+use std::io::BufRead;
+
+use anyhow::Context;
+use app::audit::ssr::Actor;
+use app::auth::Role;
+use clap::Parser;
+use server::config::{Cli, Command, Config, DatabaseCommand, LogFormat, UsersCommand};
+use server::postgres::PrivateCluster;
+use server::{RouterSettings, database, users};
+use tokio::net::TcpListener;
+use tower_sessions::ExpiredDeletion;
+use tower_sessions_sqlx_store::PostgresStore;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.config.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.config).await,
+        Command::Users(command) => manage_users(&cli.config, command).await,
+        Command::Database(DatabaseCommand::Start) => {
+            let cluster = PrivateCluster::start(&cli.config.data_dir.join("postgres")).await?;
+            println!("{}", cluster.url());
+            Ok(())
+        }
+        Command::Database(DatabaseCommand::Stop) => {
+            PrivateCluster::stop_dir(&cli.config.data_dir.join("postgres")).await
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let database = database::connect(config).await?;
+    users::ensure_first_admin(
+        &database.pool,
+        &config.admin_email,
+        config.admin_password.as_deref(),
+        &config.data_dir,
+    )
+    .await?;
+    let expired_sessions = tokio::spawn(
+        PostgresStore::new(database.pool.clone())
+            .continuously_delete_expired(tokio::time::Duration::from_secs(600)),
+    );
+
+    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!("could not listen on {} (set LEPTOS_SITE_ADDR or --listen)", config.listen)
+    })?;
+    if !config.site_root.join("pkg").exists() {
+        tracing::warn!(
+            site_root = %config.site_root.display(),
+            "the browser bundle is missing: pages render, but nothing is interactive. Build it with scripts/build-site.sh"
+        );
+    }
+    tracing::info!("serving the console at http://{}", listener.local_addr()?);
+    let app = server::router(database.pool.clone(), &RouterSettings::from(config));
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+
+    expired_sessions.abort();
+    database.pool.close().await;
+    if let Some(cluster) = database.cluster {
+        cluster.stop().await?;
+    }
+    served.context("the server stopped with an error")
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can always be installed on Unix");
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate.recv() => {},
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}
+
+async fn manage_users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
+    let database = database::connect(config).await?;
+    let actor = Actor { id: None, name: "Command line", ip_address: None };
+    let outcome = async {
+        match command {
+            UsersCommand::Add { username, email, role, password_stdin } => {
+                let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
+                let (password, generated) = password_for(password_stdin)?;
+                let user = users::add(&database.pool, &username, &email, role, &password, &actor).await?;
+                println!("Added {} ({}) as {}.", user.username, user.email, role.as_str());
+                if generated {
+                    println!("Password: {password}");
+                }
+            }
+            UsersCommand::ResetPassword { login, password_stdin } => {
+                let (password, generated) = password_for(password_stdin)?;
+                let user = users::reset_password(&database.pool, &login, &password, &actor).await?;
+                println!("New password set for {}; their sessions have ended.", user.username);
+                if generated {
+                    println!("Password: {password}");
+                }
+            }
+            UsersCommand::List => {
+                for user in users::list(&database.pool).await? {
+                    println!("{}\t{}\t{}", user.username, user.email, user.role.as_str());
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.pool.close().await;
+    if let Some(cluster) = database.cluster {
+        cluster.stop().await?;
+    }
+    outcome
+}
+
+/// The password from standard input, or a generated one (then `true`).
+fn password_for(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false))
+    } else {
+        Ok((users::generate_password(), true))
+    }
+}

@@ -1,0 +1,288 @@
+//! Users: password hashing with argon2id, look-ups, the first admin at first start, and the
+//! `duo-admin users` command.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use app::audit::ssr::{Actor, NewAuditEvent, record};
+use app::auth::{CurrentUser, Role, UserId};
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use sqlx::{PgExecutor, PgPool};
+
+pub const FIRST_ADMIN_USERNAME: &str = "root";
+pub const INITIAL_PASSWORD_FILE: &str = "initial_root_password";
+/// GitLab's minimum password length.
+pub const MIN_PASSWORD_LENGTH: usize = 8;
+
+/// A user row as sign-in needs it.
+pub struct StoredUser {
+    pub user: CurrentUser,
+    pub password_hash: String,
+}
+
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| anyhow::anyhow!("could not hash the password: {error}"))
+}
+
+/// Checks a password against a stored hash. Runs the full argon2 computation even when the
+/// hash is unreadable, so a wrong login and a wrong password take the same time.
+pub fn verify_password(password: &str, password_hash: &str) -> bool {
+    match PasswordHash::new(password_hash) {
+        Ok(hash) => Argon2::default().verify_password(password.as_bytes(), &hash).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A real argon2id hash of a random password, checked when no user matches a login, so that
+/// "no such user" costs as much time as "wrong password".
+pub fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&generate_password()).unwrap_or_default())
+}
+
+pub fn generate_password() -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect()
+}
+
+fn user_from_row(id: i64, username: String, email: String, role: &str) -> Result<CurrentUser, sqlx::Error> {
+    let role = Role::parse(role).map_err(|error| sqlx::Error::Decode(error.into()))?;
+    Ok(CurrentUser { id: UserId(id), username, email, role })
+}
+
+/// The user behind a session, unless the session was signed in before the user's sessions were
+/// ended (by a password reset).
+pub async fn find_for_session(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    signed_in_at: DateTime<Utc>,
+) -> Result<Option<CurrentUser>, sqlx::Error> {
+    let row = sqlx::query!(
+        "SELECT id, username, email, role FROM users WHERE id = $1 AND sessions_valid_after <= $2",
+        id,
+        signed_in_at as _
+    )
+    .fetch_optional(db)
+    .await?;
+    row.map(|row| user_from_row(row.id, row.username, row.email, &row.role)).transpose()
+}
+
+/// Finds a user by username or e-mail, in any letter case.
+pub async fn find_by_login(db: impl PgExecutor<'_>, login: &str) -> Result<Option<StoredUser>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT id, username, email, role, password_hash FROM users
+           WHERE lower(username) = lower($1) OR lower(email) = lower($1)
+           ORDER BY id LIMIT 1"#,
+        login.trim()
+    )
+    .fetch_optional(db)
+    .await?;
+    row.map(|row| {
+        Ok(StoredUser {
+            user: user_from_row(row.id, row.username, row.email, &row.role)?,
+            password_hash: row.password_hash,
+        })
+    })
+    .transpose()
+}
+
+/// Adds a user and records it, in one transaction.
+pub async fn add(
+    pool: &PgPool,
+    username: &str,
+    email: &str,
+    role: Role,
+    password: &str,
+    actor: &Actor<'_>,
+) -> anyhow::Result<CurrentUser> {
+    if password.chars().count() < MIN_PASSWORD_LENGTH {
+        bail!("The password is too short: use at least {MIN_PASSWORD_LENGTH} characters.");
+    }
+    let password_hash = hash_password(password)?;
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query!(
+        r#"INSERT INTO users (username, email, password_hash, role)
+           VALUES ($1, $2, $3, $4) RETURNING id"#,
+        username,
+        email,
+        password_hash,
+        role.as_str()
+    )
+    .fetch_one(&mut *tx)
+    .await;
+    let id = match inserted {
+        Ok(row) => row.id,
+        Err(sqlx::Error::Database(error)) => bail!(match error.constraint() {
+            Some("users_username_unique") => format!("A user named \"{username}\" already exists."),
+            Some("users_email_unique") => format!("A user with the e-mail \"{email}\" already exists."),
+            Some("users_username_format") =>
+                "A username may hold only letters, digits, \"_\", \".\" and \"-\" (at most 255).".to_owned(),
+            Some("users_email_format") => format!("\"{email}\" is not an e-mail address."),
+            _ => format!("Could not add the user: {error}"),
+        }),
+        Err(error) => return Err(error.into()),
+    };
+    record(
+        &mut *tx,
+        actor,
+        NewAuditEvent {
+            action: "user_created",
+            target_type: "User",
+            target_id: Some(id.to_string()),
+            target_name: Some(username),
+            message: format!("Added user {username} ({}) with role {}", email, role.as_str()),
+            before: None,
+            after: Some(serde_json::json!({ "username": username, "email": email, "role": role.as_str() })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CurrentUser { id: UserId(id), username: username.to_owned(), email: email.to_owned(), role })
+}
+
+/// Sets a new password and ends every session of that user.
+pub async fn reset_password(
+    pool: &PgPool,
+    login: &str,
+    password: &str,
+    actor: &Actor<'_>,
+) -> anyhow::Result<CurrentUser> {
+    if password.chars().count() < MIN_PASSWORD_LENGTH {
+        bail!("The password is too short: use at least {MIN_PASSWORD_LENGTH} characters.");
+    }
+    let Some(stored) = find_by_login(pool, login).await? else {
+        bail!("No user has the username or e-mail \"{login}\".");
+    };
+    let user = stored.user;
+    let password_hash = hash_password(password)?;
+    let mut tx = pool.begin().await?;
+    // Moving `sessions_valid_after` ends every session signed in before now.
+    sqlx::query!(
+        "UPDATE users SET password_hash = $1, sessions_valid_after = now(), updated_at = now() WHERE id = $2",
+        password_hash,
+        user.id.0
+    )
+    .execute(&mut *tx)
+    .await?;
+    record(
+        &mut *tx,
+        actor,
+        NewAuditEvent {
+            action: "user_password_reset",
+            target_type: "User",
+            target_id: Some(user.id.0.to_string()),
+            target_name: Some(&user.username),
+            message: format!("Reset the password of {}", user.username),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Creates the first admin when there is none: from ADMIN_EMAIL / ADMIN_PASSWORD, else with a
+/// generated password written to a 0600 file, as GitLab does with its initial root password.
+pub async fn ensure_first_admin(
+    pool: &PgPool,
+    email: &str,
+    password: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    // Two processes starting together must not both create one.
+    let mut tx = pool.begin().await?;
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('duo_admin_first_admin'))").execute(&mut *tx).await?;
+    let has_admin =
+        sqlx::query_scalar!(r#"SELECT EXISTS(SELECT 1 FROM users WHERE role = 'admin') AS "exists!""#)
+            .fetch_one(&mut *tx)
+            .await?;
+    if has_admin {
+        return Ok(());
+    }
+    let generated = password.is_none();
+    let password = password.map(str::to_owned).unwrap_or_else(generate_password);
+    if password.chars().count() < MIN_PASSWORD_LENGTH {
+        bail!("ADMIN_PASSWORD is too short: use at least {MIN_PASSWORD_LENGTH} characters.");
+    }
+    let password_hash = hash_password(&password)?;
+    let id = sqlx::query_scalar!(
+        "INSERT INTO users (username, email, password_hash, role) VALUES ($1, $2, $3, 'admin') RETURNING id",
+        FIRST_ADMIN_USERNAME,
+        email,
+        password_hash
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .context("could not create the first admin (is ADMIN_EMAIL an e-mail address?)")?;
+    record(
+        &mut *tx,
+        &Actor { id: None, name: "System", ip_address: None },
+        NewAuditEvent {
+            action: "user_created",
+            target_type: "User",
+            target_id: Some(id.to_string()),
+            target_name: Some(FIRST_ADMIN_USERNAME),
+            message: format!("Created the first admin {FIRST_ADMIN_USERNAME} ({email}) at first start"),
+            before: None,
+            after: Some(
+                serde_json::json!({ "username": FIRST_ADMIN_USERNAME, "email": email, "role": "admin" }),
+            ),
+        },
+    )
+    .await?;
+    if generated {
+        let file = data_dir.join(INITIAL_PASSWORD_FILE);
+        write_private_file(&file, &format!("Username: {FIRST_ADMIN_USERNAME}\nPassword: {password}\n"))?;
+        tracing::warn!(
+            username = FIRST_ADMIN_USERNAME,
+            file = %file.display(),
+            "created the first admin; its generated password is in the file (readable by this user only). Sign in, then delete the file"
+        );
+        // Shown once to the person at the terminal; never sent to a log collector.
+        if std::io::stderr().is_terminal() {
+            eprintln!("\n    First admin: {FIRST_ADMIN_USERNAME}\n    Password:    {password}\n");
+        }
+    } else {
+        tracing::info!(
+            username = FIRST_ADMIN_USERNAME,
+            "created the first admin from ADMIN_EMAIL / ADMIN_PASSWORD"
+        );
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<CurrentUser>, sqlx::Error> {
+    sqlx::query!("SELECT id, username, email, role FROM users ORDER BY id")
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|row| user_from_row(row.id, row.username, row.email, &row.role))
+        .collect()
+}

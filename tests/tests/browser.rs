@@ -1,0 +1,204 @@
+//! Browser tests: Debian's Chromium, driven through chromedriver, against the real server with
+//! the real browser bundle (built by scripts/build-site.sh). A failing test leaves a screenshot
+//! in target/browser-failures/.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use app::auth::Role;
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use sqlx::PgPool;
+
+/// A headless Chromium session, and the chromedriver behind it.
+struct Browser {
+    page: Page,
+    driver: tokio::process::Child,
+    profile: std::path::PathBuf,
+}
+
+/// What a scenario drives: the browser's current page, found by visible texts.
+#[derive(Clone)]
+struct Page {
+    client: Client,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = free_port();
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver runs (scripts/setup.sh --with-browser installs it)");
+        let profile = std::env::temp_dir().join(format!("duo-admin-chromium-{port}"));
+        let serde_json::Value::Object(capabilities) = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--window-size=1280,900", format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        }) else {
+            unreachable!("built as an object above")
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        // chromedriver takes a moment to listen.
+        for _ in 0..100 {
+            let connected = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await;
+            if let Ok(client) = connected {
+                return Browser { page: Page { client }, driver, profile };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("could not start a Chromium session through chromedriver");
+    }
+
+    /// Runs a scenario; if it fails, saves a screenshot to target/browser-failures/ first.
+    async fn run<F>(mut self, name: &str, scenario: impl FnOnce(Page) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let outcome = tokio::spawn(scenario(self.page.clone())).await;
+        if outcome.is_err() {
+            if let Ok(png) = self.page.client.screenshot().await {
+                let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-failures");
+                let _ = std::fs::create_dir_all(&dir);
+                let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+            }
+        }
+        let _ = self.page.client.clone().close().await;
+        let _ = self.driver.kill().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+        if let Err(error) = outcome {
+            match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(error) => panic!("the scenario did not finish: {error}"),
+            }
+        }
+    }
+}
+
+impl Page {
+    /// Waits for an element and returns it.
+    async fn find(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(locator)
+            .await
+            .unwrap_or_else(|error| panic!("{locator:?} did not appear: {error}"))
+    }
+
+    async fn text_appears(&self, text: &str) {
+        let xpath = format!("//*[contains(normalize-space(.), {})]", xpath_literal(text));
+        self.find(Locator::XPath(&xpath)).await;
+    }
+
+    /// The input labelled `label`, as a person finds it.
+    async fn field(&self, label: &str) -> fantoccini::elements::Element {
+        let xpath = format!("//input[@id=//label[normalize-space()={}]/@for]", xpath_literal(label));
+        self.find(Locator::XPath(&xpath)).await
+    }
+
+    async fn button(&self, text: &str) -> fantoccini::elements::Element {
+        let xpath = format!("//button[normalize-space()={}]", xpath_literal(text));
+        self.find(Locator::XPath(&xpath)).await
+    }
+
+    async fn link(&self, text: &str) -> fantoccini::elements::Element {
+        let xpath = format!("//a[normalize-space()={}]", xpath_literal(text));
+        self.find(Locator::XPath(&xpath)).await
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.expect("a current URL");
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn xpath_literal(text: &str) -> String {
+    if text.contains('\'') { format!("\"{text}\"") } else { format!("'{text}'") }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_admin_signs_in_through_the_form_sees_the_shell_and_signs_out(pool: PgPool) {
+    assert!(
+        site_root().join("pkg/duo_admin_bg.wasm").exists(),
+        "the browser bundle is missing from {}: run scripts/build-site.sh",
+        site_root().display()
+    );
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let browser = Browser::start().await;
+
+    browser
+        .run("sign_in_and_out", |b| async move {
+            b.client.goto(&app.url("/admin/audit_events")).await.unwrap();
+            b.text_appears("You need to sign in or sign up before continuing.").await;
+            b.field("Username or primary email").await.send_keys("ada").await.unwrap();
+            b.field("Password").await.send_keys(PASSWORD).await.unwrap();
+            b.button("Sign in").await.click().await.unwrap();
+
+            // Back on the page asked for, inside the admin shell.
+            b.find(Locator::XPath("//h1[normalize-space()='Audit events']")).await;
+            assert_eq!(b.path().await, "/admin/audit_events");
+            b.text_appears("Signed in with standard authentication").await;
+            b.find(Locator::Css("[data-testid=current-user]")).await;
+            b.link("Configuration").await;
+            b.link("Model configuration").await;
+
+            // The page is hydrated: the sidebar navigates without reloading it.
+            b.client.execute("window.__still_this_page = true; return null;", vec![]).await.unwrap();
+            b.link("Overview").await.click().await.unwrap();
+            b.find(Locator::XPath("//h1[normalize-space()='Admin area']")).await;
+            let same_page =
+                b.client.execute("return window.__still_this_page === true;", vec![]).await.unwrap();
+            assert_eq!(same_page, serde_json::Value::Bool(true), "client-side navigation, no reload");
+
+            b.button("Sign out").await.click().await.unwrap();
+            b.text_appears("Signed out successfully.").await;
+            b.client.goto(&app.url("/admin")).await.unwrap();
+            b.field("Username or primary email").await;
+        })
+        .await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_wrong_password_shows_gitlabs_message_and_keeps_the_login(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let browser = Browser::start().await;
+
+    browser
+        .run("wrong_password", |b| async move {
+            b.client.goto(&app.url("/users/sign_in")).await.unwrap();
+            b.field("Username or primary email").await.send_keys("ada").await.unwrap();
+            b.field("Password").await.send_keys("not it").await.unwrap();
+            b.button("Sign in").await.click().await.unwrap();
+
+            b.text_appears("Invalid login or password.").await;
+            let login = b.field("Username or primary email").await.prop("value").await.unwrap();
+            assert_eq!(login.as_deref(), Some("ada"));
+        })
+        .await;
+}

@@ -1,0 +1,281 @@
+//! Sign-in, sessions and the guard in front of every route, over real HTTP and real Postgres.
+
+mod common;
+
+use app::auth::Role;
+use common::*;
+use reqwest::StatusCode;
+use sqlx::PgPool;
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_signed_out_page_request_redirects_to_sign_in_and_remembers_the_page(pool: PgPool) {
+    let app = spawn_app(pool).await;
+
+    let response = app.get("/admin/audit_events?page=2").await;
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/users/sign_in?redirect_to=%2Fadmin%2Faudit_events%3Fpage%3D2");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_signed_out_server_function_call_gets_401(pool: PgPool) {
+    let app = spawn_app(pool).await;
+
+    let response = app.get("/api/audit_events?page=1").await;
+
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.text().await.unwrap(), "\"Unauthorized\"");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_sign_in_page_shows_gitlabs_fields(pool: PgPool) {
+    let app = spawn_app(pool).await;
+
+    let page = app.get("/users/sign_in").await.text().await.unwrap();
+
+    assert!(page.contains("Username or primary email"));
+    assert!(page.contains("Password"));
+    assert!(page.contains(">Sign in</button>"));
+    assert!(page.contains(r#"action="/users/sign_in""#), "a plain form works without JavaScript");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn signing_in_lands_on_the_page_asked_for_with_a_strict_cookie(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+
+    let response = app.sign_in_to("ada", PASSWORD, "/admin/audit_events").await;
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/admin/audit_events");
+    let cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("duo_admin_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "not Secure unless configured for https: {cookie}");
+    let page = app.get("/admin/audit_events").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("Signed in with standard authentication"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_cookie_is_secure_when_configured_for_https(pool: PgPool) {
+    let app = spawn_app_with(pool, server::RouterSettings { secure_cookies: true, ..settings() }).await;
+    app.add_user("ada", Role::Admin).await;
+
+    let response = app.sign_in("ada", PASSWORD).await;
+
+    let cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cookie.contains("Secure"), "{cookie}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn signing_in_by_email_ignores_letter_case(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+
+    let response = app.sign_in("ADA@Example.com", PASSWORD).await;
+
+    assert_eq!(location(&response), "/admin");
+    assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_wrong_password_is_refused_with_gitlabs_message_and_audited(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+
+    let response = app.sign_in_to("ada", "not the password", "/admin/audit_events").await;
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let target = location(&response);
+    assert_eq!(target, "/users/sign_in?error=invalid&login=ada&redirect_to=%2Fadmin%2Faudit_events");
+    assert!(session_cookie(&response).is_none(), "no session for a failed sign-in");
+    let page = app.get(&target).await.text().await.unwrap();
+    assert!(page.contains("Invalid login or password."));
+    assert_eq!(app.get("/admin").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.audit_actions().await.last().unwrap(), "user_sign_in_failed");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_unknown_login_gets_the_same_answer_as_a_wrong_password(pool: PgPool) {
+    let app = spawn_app(pool).await;
+
+    let response = app.sign_in("nobody", "whatever-it-is").await;
+
+    assert_eq!(location(&response), "/users/sign_in?error=invalid&login=nobody");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn sign_in_never_redirects_to_another_site(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+
+    for target in ["//evil.example/", "https://evil.example/", "/\\evil.example"] {
+        let response = app.sign_in_to("ada", PASSWORD, target).await;
+        assert_eq!(location(&response), "/admin", "redirect_to={target}");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_session_id_changes_at_sign_in_and_the_old_one_dies(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let first = session_cookie(&app.sign_in("ada", PASSWORD).await).unwrap();
+
+    let second = session_cookie(&app.sign_in("ada", PASSWORD).await).unwrap();
+
+    assert_ne!(first, second);
+    let with_old_id = new_client().get(app.url("/admin")).header("cookie", &first).send().await.unwrap();
+    assert_eq!(with_old_id.status(), StatusCode::SEE_OTHER);
+    let with_new_id = new_client().get(app.url("/admin")).header("cookie", &second).send().await.unwrap();
+    assert_eq!(with_new_id.status(), StatusCode::OK);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn signing_out_deletes_the_session_on_the_server(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let cookie = session_cookie(&app.sign_in("ada", PASSWORD).await).unwrap();
+
+    let response = app.sign_out().await;
+
+    assert_eq!(location(&response), "/users/sign_in?signed_out=1");
+    let sessions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(sessions, 0);
+    // Replaying the old cookie by hand gets nowhere.
+    let replay = new_client().get(app.url("/admin")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    let page = app.get("/users/sign_in?signed_out=1").await.text().await.unwrap();
+    assert!(page.contains("Signed out successfully."));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_session_idle_past_its_expiry_is_over(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+    let expiry_in_minutes: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM expiry_date - now())::float8 / 60 FROM tower_sessions.session",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!((119.0..=120.5).contains(&expiry_in_minutes), "expires {expiry_in_minutes} minutes from now");
+
+    sqlx::query("UPDATE tower_sessions.session SET expiry_date = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(app.get("/admin").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_password_reset_ends_the_users_sessions(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+    assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
+
+    let actor = app::audit::ssr::Actor { id: None, name: "test", ip_address: None };
+    server::users::reset_password(&app.pool, "ada", "a brand new password", &actor).await.unwrap();
+
+    assert_eq!(app.get("/admin").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&app.sign_in("ada", "a brand new password").await), "/admin");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_auditor_sees_pages_but_every_change_is_refused_with_403(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("audrey", Role::Auditor).await;
+    app.sign_in("audrey", PASSWORD).await;
+
+    assert_eq!(app.get("/admin/audit_events").await.status(), StatusCode::OK);
+    assert_eq!(app.get("/api/audit_events?page=1").await.status(), StatusCode::OK);
+    let change = app.client.post(app.url("/api/any_change")).body("x=1").send().await.unwrap();
+
+    assert_eq!(change.status(), StatusCode::FORBIDDEN);
+    assert_eq!(change.text().await.unwrap(), "\"Forbidden\"");
+    let page_post = app.client.post(app.url("/admin")).send().await.unwrap();
+    assert_eq!(page_post.status(), StatusCode::FORBIDDEN);
+    assert!(
+        page_post.text().await.unwrap().contains("Auditors can see every page but cannot change anything.")
+    );
+    assert_eq!(location(&app.sign_out().await), "/users/sign_in?signed_out=1", "an auditor may sign out");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_admins_change_passes_the_guard(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+
+    let change = app.client.post(app.url("/api/any_change")).body("x=1").send().await.unwrap();
+
+    // Past the guard, the server function router answers: there is no such function.
+    assert_eq!(change.status(), StatusCode::BAD_REQUEST);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_signed_in_visit_to_the_sign_in_page_goes_to_the_admin_area(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+
+    let response = app.get("/users/sign_in").await;
+
+    assert_eq!(location(&response), "/admin");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_shell_shows_the_user_and_the_gitlab_duo_menu(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+
+    let page = app.get("/admin").await.text().await.unwrap();
+
+    for text in ["GitLab Duo", "Configuration", "Model configuration", "Audit events", "Sign out", "ada"] {
+        assert!(page.contains(text), "the shell shows {text}");
+    }
+    assert!(page.contains(r#"href="/admin/gitlab_duo/configuration""#));
+    assert!(page.contains(r#"href="/admin/gitlab_duo/self_hosted""#));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_unknown_page_answers_404(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+
+    let response = app.get("/admin/no_such_page").await;
+
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.text().await.unwrap().contains("Page not found"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_probes_answer_json_without_signing_in(pool: PgPool) {
+    let app = spawn_app(pool).await;
+
+    let health = app.get("/healthz").await;
+    let ready = app.get("/readyz").await;
+
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(health.json::<serde_json::Value>().await.unwrap()["status"], "ok");
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["database"], "ok");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn static_files_need_no_session(pool: PgPool) {
+    let app = spawn_app(pool).await;
+
+    let icon = app.get("/favicon.ico").await;
+
+    assert_eq!(icon.status(), StatusCode::OK, "the site is built into {}", site_root().display());
+    assert!(icon.headers().get("set-cookie").is_none());
+}
