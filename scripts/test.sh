@@ -23,4 +23,8 @@ if [[ -z "${DATABASE_URL:-}" ]]; then
   trap '"$target_dir/debug/duo-admin" --data-dir "$data_dir" database stop' EXIT
 fi
 
-cargo test "${packages[@]}" --no-fail-fast "$@"
+log=$(mktemp)
+cargo test "${packages[@]}" --lib --bins --tests --no-fail-fast "$@" 2>&1 | tee "$log"
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+rm -f "$log"
