@@ -91,6 +91,20 @@ mod ssr {
         /// Sets this error's HTTP status on the response being built, then hands the error
         /// back, so that server functions answer 401, 403, 422... and not a blanket 500.
         pub fn respond(self) -> Self {
+            // A plain form post (JavaScript off) is answered with a redirect back to the form,
+            // carrying the error; a status here would override that redirect.
+            let plain_form_post =
+                leptos::prelude::use_context::<axum::http::request::Parts>().is_some_and(|parts| {
+                    parts
+                        .headers
+                        .get(axum::http::header::ACCEPT)
+                        .and_then(|accept| accept.to_str().ok())
+                        .is_some_and(|accept| accept.contains("text/html"))
+                        && parts.uri.path().starts_with("/api/")
+                });
+            if plain_form_post {
+                return self;
+            }
             if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
                 response.set_status(self.status());
             }

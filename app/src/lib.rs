@@ -4,8 +4,10 @@
 
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod error;
 pub mod layout;
+pub mod models;
 #[cfg(feature = "ssr")]
 pub mod state;
 
@@ -17,6 +19,8 @@ use leptos_router::path;
 use crate::audit::AuditEventsPage;
 use crate::auth::sign_in::SignInPage;
 use crate::layout::{AdminOverview, AdminShell, NotFound};
+use crate::models::form::{EditModelPage, NewModelPage};
+use crate::models::list::SelfHostedModelsPage;
 
 /// The name of the browser bundle and style sheet under `/pkg/`.
 pub const OUTPUT_NAME: &str = "duo_admin";
@@ -52,6 +56,10 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("/admin") view=AdminShell>
                     <Route path=path!("") view=AdminOverview/>
                     <Route path=path!("audit_events") view=AuditEventsPage/>
+                    <Route path=path!("gitlab_duo/self_hosted") view=SelfHostedModelsPage/>
+                    <Route path=path!("gitlab_duo/self_hosted/models") view=SelfHostedModelsPage/>
+                    <Route path=path!("gitlab_duo/self_hosted/models/new") view=NewModelPage/>
+                    <Route path=path!("gitlab_duo/self_hosted/models/:id/edit") view=EditModelPage/>
                 </ParentRoute>
             </Routes>
         </Router>

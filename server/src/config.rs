@@ -57,6 +57,12 @@ pub struct Config {
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true, global = true)]
     pub admin_password: Option<String>,
 
+    /// Master keys that encrypt models' API keys: base64 32-byte keys, comma-separated, newest
+    /// first (older ones only decrypt, for rotation). When unset, a key is generated into
+    /// <DATA_DIR>/encryption_key (mode 0600) at the first start.
+    #[arg(long, env = "ENCRYPTION_KEYS", hide_env_values = true, global = true)]
+    pub encryption_keys: Option<String>,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -5,15 +5,20 @@ pub mod auth;
 pub mod config;
 pub mod database;
 pub mod health;
+pub mod keys;
 pub mod postgres;
 pub mod users;
 
 use std::path::Path;
+use std::sync::Arc;
 
+use app::catalog::Catalog;
+use app::models::secrets::MasterKeys;
 use app::state::AppState;
 use app::{App, OUTPUT_NAME, shell};
 use axum::Router;
-use axum::response::Redirect;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -50,14 +55,29 @@ impl From<&Config> for RouterSettings {
     }
 }
 
-pub fn router(pool: PgPool, settings: &RouterSettings) -> Router {
+/// What the router serves from, besides its settings.
+pub struct Services {
+    pub pool: PgPool,
+    pub catalog: Arc<Catalog>,
+    pub master_keys: Arc<MasterKeys>,
+}
+
+/// GitLab's older addresses of the model pages, answered with 301 as GitLab does.
+const MOVED: &[(&str, &str)] = &[
+    ("/admin/ai/duo_self_hosted", "/admin/gitlab_duo/self_hosted"),
+    ("/admin/ai/duo_self_hosted/new", "/admin/gitlab_duo/self_hosted/models/new"),
+    ("/admin/ai/duo_self_hosted/features", "/admin/gitlab_duo/self_hosted/features"),
+];
+
+pub fn router(services: Services, settings: &RouterSettings) -> Router {
+    let Services { pool, catalog, master_keys } = services;
     let leptos_options = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
         .site_root(settings.site_root.as_str())
         .site_pkg_dir("pkg")
         .site_addr(settings.listen)
         .build();
-    let state = AppState { leptos_options, pool: pool.clone() };
+    let state = AppState { leptos_options, pool: pool.clone(), catalog, master_keys };
 
     let sessions = SessionManagerLayer::new(PostgresStore::new(pool))
         .with_name(SESSION_COOKIE)
@@ -78,6 +98,17 @@ pub fn router(pool: PgPool, settings: &RouterSettings) -> Router {
     };
     let site_root = Path::new(&settings.site_root);
 
+    let mut moved = Router::new();
+    for &(old, new) in MOVED {
+        moved =
+            moved.route(
+                old,
+                get(move || async move {
+                    (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, new)]).into_response()
+                }),
+            );
+    }
+
     Router::new()
         .route("/", get(|| async { Redirect::to(auth::DEFAULT_LANDING) }))
         .route(auth::SIGN_IN_PATH, post(auth::sign_in))
@@ -95,6 +126,7 @@ pub fn router(pool: PgPool, settings: &RouterSettings) -> Router {
         .route_service("/favicon.ico", ServeFile::new(site_root.join("favicon.ico")))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(moved)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,14 +1,16 @@
 //! `duo-admin`: serve the console, or manage users and the private database.
 
 use std::io::BufRead;
+use std::sync::Arc;
 
 use anyhow::Context;
 use app::audit::ssr::Actor;
 use app::auth::Role;
+use app::catalog::Catalog;
 use clap::Parser;
 use server::config::{Cli, Command, Config, DatabaseCommand, LogFormat, UsersCommand};
 use server::postgres::PrivateCluster;
-use server::{RouterSettings, database, users};
+use server::{RouterSettings, Services, database, keys, users};
 use tokio::net::TcpListener;
 use tower_sessions::ExpiredDeletion;
 use tower_sessions_sqlx_store::PostgresStore;
@@ -42,6 +44,9 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
+    // Checked before anything starts: a broken catalog or key stops start-up with its reason.
+    let catalog = Arc::new(Catalog::load().map_err(anyhow::Error::msg)?);
+    let master_keys = Arc::new(keys::load(config.encryption_keys.as_deref(), &config.data_dir)?);
     let database = database::connect(config).await?;
     users::ensure_first_admin(
         &database.pool,
@@ -65,7 +70,8 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!("serving the console at http://{}", listener.local_addr()?);
-    let app = server::router(database.pool.clone(), &RouterSettings::from(config));
+    let services = Services { pool: database.pool.clone(), catalog, master_keys };
+    let app = server::router(services, &RouterSettings::from(config));
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;

@@ -261,7 +261,7 @@ pub async fn ensure_first_admin(
     Ok(())
 }
 
-fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent() {

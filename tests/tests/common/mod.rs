@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use app::audit::ssr::Actor;
 use app::auth::Role;
@@ -41,7 +42,12 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 }
 
 pub async fn spawn_app_with(pool: PgPool, settings: RouterSettings) -> TestApp {
-    let router = server::router(pool.clone(), &settings);
+    let services = server::Services {
+        pool: pool.clone(),
+        catalog: Arc::new(app::catalog::Catalog::load().expect("the catalog loads")),
+        master_keys: Arc::new(test_master_keys()),
+    };
+    let router = server::router(services, &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let address = format!("http://{}", listener.local_addr().expect("a bound address"));
     tokio::spawn(async move {
@@ -50,6 +56,11 @@ pub async fn spawn_app_with(pool: PgPool, settings: RouterSettings) -> TestApp {
             .expect("the test server runs");
     });
     TestApp { address, pool, client: new_client() }
+}
+
+/// The tests' fixed master key, so a test can open what the server sealed.
+pub fn test_master_keys() -> app::models::secrets::MasterKeys {
+    app::models::secrets::MasterKeys::new(&[[42; 32]]).expect("a valid key")
 }
 
 pub fn new_client() -> reqwest::Client {

@@ -1,0 +1,378 @@
+//! The rules of a self-hosted model, as types that parse. The form calls them as the admin
+//! leaves each field (early feedback) and the server calls them again before saving (the
+//! truth); both return GitLab's exact message for the field concerned.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldErrors;
+
+pub const NAME_MAX_CHARS: usize = 255;
+pub const ENDPOINT_MAX_CHARS: usize = 2048;
+pub const IDENTIFIER_MAX_CHARS: usize = 255;
+
+pub const NAME_REQUIRED: &str = "Please enter a deployment name.";
+pub const NAME_TAKEN: &str = "Please enter a unique deployment name.";
+pub const NAME_TOO_LONG: &str = "Deployment name must be less than 255 characters.";
+pub const FAMILY_REQUIRED: &str = "Please select a model.";
+pub const ENDPOINT_REQUIRED: &str = "Please enter an endpoint.";
+pub const ENDPOINT_INVALID: &str = "Please add a valid endpoint.";
+pub const IDENTIFIER_REQUIRED: &str = "Please enter a model identifier.";
+pub const IDENTIFIER_TOO_LONG: &str = "Model identifier must be less than 255 characters.";
+pub const IDENTIFIER_NOT_BEDROCK: &str = "Model identifier must start with \"bedrock/\"";
+pub const IDENTIFIER_BEDROCK_EMPTY: &str = "Model identifier must name a Bedrock model after \"bedrock/\", for example bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0";
+pub const IDENTIFIER_WRONG_PROVIDER: &str =
+    "For the API platform, use custom_openai/MODEL-NAME or the model name alone.";
+
+pub const BEDROCK_PREFIX: &str = "bedrock/";
+pub const CUSTOM_OPENAI_PREFIX: &str = "custom_openai/";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ModelId(pub i64);
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Platform {
+    /// Any OpenAI-compatible server, such as vLLM.
+    #[default]
+    Api,
+    Bedrock,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 2] = [Platform::Api, Platform::Bedrock];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Platform::Api => "api",
+            Platform::Bedrock => "bedrock",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Platform::Api => "API",
+            Platform::Bedrock => "Amazon Bedrock",
+        }
+    }
+
+    /// The identifier field's placeholder.
+    pub fn identifier_placeholder(self) -> &'static str {
+        match self {
+            Platform::Api => CUSTOM_OPENAI_PREFIX,
+            Platform::Bedrock => BEDROCK_PREFIX,
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Platform> {
+        Platform::ALL.into_iter().find(|platform| platform.key() == value)
+    }
+}
+
+/// "Deployment name": required, at most 255 characters, surrounding spaces dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentName(String);
+
+impl DeploymentName {
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        let value = value.trim();
+        if value.is_empty() {
+            Err(NAME_REQUIRED)
+        } else if value.chars().count() > NAME_MAX_CHARS {
+            Err(NAME_TOO_LONG)
+        } else {
+            Ok(DeploymentName(value.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// "Endpoint": an absolute http(s) URL of at most 2048 characters. API models only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint(String);
+
+impl Endpoint {
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(ENDPOINT_REQUIRED);
+        }
+        if value.chars().count() > ENDPOINT_MAX_CHARS {
+            return Err(ENDPOINT_INVALID);
+        }
+        // The URL parser forgives "http:///host"; an admin's endpoint should not need forgiving.
+        if value.split_once("://").is_none_or(|(_, rest)| rest.starts_with('/')) {
+            return Err(ENDPOINT_INVALID);
+        }
+        let url = url::Url::parse(value).map_err(|_| ENDPOINT_INVALID)?;
+        let has_host = url.host_str().is_some_and(|host| !host.is_empty());
+        if !matches!(url.scheme(), "http" | "https") || !has_host {
+            return Err(ENDPOINT_INVALID);
+        }
+        // Kept as typed (not as the parser reformats it): the admin recognises their own URL.
+        Ok(Endpoint(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// "Model identifier", LiteLLM's `provider/model` form, split at the first `/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelIdentifier(String);
+
+impl ModelIdentifier {
+    pub fn parse(platform: Platform, value: &str) -> Result<Self, &'static str> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(IDENTIFIER_REQUIRED);
+        }
+        if value.chars().count() > IDENTIFIER_MAX_CHARS {
+            return Err(IDENTIFIER_TOO_LONG);
+        }
+        match platform {
+            Platform::Bedrock => match value.strip_prefix(BEDROCK_PREFIX) {
+                None => Err(IDENTIFIER_NOT_BEDROCK),
+                Some(model) if model.trim().is_empty() => Err(IDENTIFIER_BEDROCK_EMPTY),
+                Some(_) => Ok(ModelIdentifier(value.to_owned())),
+            },
+            Platform::Api => match value.split_once('/') {
+                // A bare name is served by the endpoint as it is.
+                None => Ok(ModelIdentifier(value.to_owned())),
+                Some(("custom_openai", model)) if !model.trim().is_empty() => {
+                    Ok(ModelIdentifier(value.to_owned()))
+                }
+                Some(_) => Err(IDENTIFIER_WRONG_PROVIDER),
+            },
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The model name the provider itself expects: without `bedrock/` or `custom_openai/`.
+    pub fn provider_model(&self) -> &str {
+        self.0.split_once('/').map(|(_, model)| model).unwrap_or(&self.0)
+    }
+}
+
+/// What the admin typed into the form, as the browser sends it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelForm {
+    pub name: String,
+    pub platform: String,
+    pub model_family: String,
+    pub endpoint: String,
+    pub identifier: String,
+}
+
+/// A model whose every field passed its rule. Fields that do not apply to the platform are
+/// dropped here, so switching platform can never leave a stale endpoint behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidModel {
+    pub name: DeploymentName,
+    pub platform: Platform,
+    pub model_family: String,
+    pub endpoint: Option<Endpoint>,
+    pub identifier: ModelIdentifier,
+}
+
+impl ModelForm {
+    /// Every field's rule at once; `is_known_family` says which family keys exist.
+    pub fn parse(&self, is_known_family: impl Fn(&str) -> bool) -> Result<ValidModel, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let mut check = |field: &str, result: Result<(), &'static str>| {
+            if let Err(message) = result {
+                errors.insert(field.to_owned(), message.to_owned());
+            }
+        };
+        let name = DeploymentName::parse(&self.name);
+        check("name", name.as_ref().map(|_| ()).map_err(|e| *e));
+        let platform = Platform::parse(&self.platform).unwrap_or_default();
+        let family = self.model_family.trim();
+        check("model_family", if is_known_family(family) { Ok(()) } else { Err(FAMILY_REQUIRED) });
+        let endpoint = match platform {
+            Platform::Api => Some(Endpoint::parse(&self.endpoint)),
+            Platform::Bedrock => None,
+        };
+        if let Some(result) = &endpoint {
+            check("endpoint", result.as_ref().map(|_| ()).map_err(|e| *e));
+        }
+        let identifier = ModelIdentifier::parse(platform, &self.identifier);
+        check("identifier", identifier.as_ref().map(|_| ()).map_err(|e| *e));
+
+        match (name, endpoint.transpose(), identifier) {
+            (Ok(name), Ok(endpoint), Ok(identifier)) if errors.is_empty() => {
+                Ok(ValidModel { name, platform, model_family: family.to_owned(), endpoint, identifier })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_deployment_name_is_required_and_trimmed() {
+        assert_eq!(DeploymentName::parse(""), Err(NAME_REQUIRED));
+        assert_eq!(DeploymentName::parse(" \t\n"), Err(NAME_REQUIRED));
+        assert_eq!(DeploymentName::parse("  Mixtral on vLLM ").unwrap().as_str(), "Mixtral on vLLM");
+    }
+
+    #[test]
+    fn a_deployment_name_may_hold_255_characters_counted_as_characters_not_bytes() {
+        assert!(DeploymentName::parse(&"é".repeat(255)).is_ok());
+        assert_eq!(DeploymentName::parse(&"é".repeat(256)), Err(NAME_TOO_LONG));
+        assert!(DeploymentName::parse(&"a".repeat(255)).is_ok());
+        assert_eq!(DeploymentName::parse(&"a".repeat(256)), Err(NAME_TOO_LONG));
+        assert!(DeploymentName::parse("Claude 3.5 — 東京").is_ok());
+    }
+
+    #[test]
+    fn an_endpoint_is_an_absolute_http_url() {
+        assert_eq!(Endpoint::parse(""), Err(ENDPOINT_REQUIRED));
+        assert_eq!(Endpoint::parse("   "), Err(ENDPOINT_REQUIRED));
+        for bad in [
+            "vllm:8000/v1",
+            "ftp://host/v1",
+            "http://",
+            "/v1",
+            "http:///v1",
+            "not a url",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(Endpoint::parse(bad), Err(ENDPOINT_INVALID), "{bad}");
+        }
+        for good in
+            ["http://localhost:8000/v1", "https://vllm.internal/v1", "http://10.0.0.5:4000", " http://h/v1 "]
+        {
+            assert!(Endpoint::parse(good).is_ok(), "{good}");
+        }
+        assert_eq!(Endpoint::parse(" http://h/v1 ").unwrap().as_str(), "http://h/v1");
+    }
+
+    #[test]
+    fn an_endpoint_may_hold_2048_characters() {
+        let at_limit = format!("http://h/{}", "a".repeat(2048 - "http://h/".len()));
+        assert!(Endpoint::parse(&at_limit).is_ok());
+        assert_eq!(Endpoint::parse(&format!("{at_limit}a")), Err(ENDPOINT_INVALID));
+    }
+
+    #[test]
+    fn a_bedrock_identifier_starts_with_bedrock_and_names_a_model() {
+        let bedrock = |value| ModelIdentifier::parse(Platform::Bedrock, value);
+        assert_eq!(bedrock(""), Err(IDENTIFIER_REQUIRED));
+        assert_eq!(bedrock("us.anthropic.claude-3-5-sonnet-20240620-v1:0"), Err(IDENTIFIER_NOT_BEDROCK));
+        assert_eq!(bedrock("custom_openai/x"), Err(IDENTIFIER_NOT_BEDROCK));
+        assert_eq!(bedrock("bedrock/"), Err(IDENTIFIER_BEDROCK_EMPTY));
+        assert_eq!(bedrock("bedrock/  "), Err(IDENTIFIER_BEDROCK_EMPTY));
+        let model = bedrock("bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0").unwrap();
+        assert_eq!(model.provider_model(), "us.anthropic.claude-3-5-sonnet-20240620-v1:0");
+        let arn = "bedrock/arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0";
+        assert_eq!(
+            bedrock(arn).unwrap().provider_model(),
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+        );
+    }
+
+    #[test]
+    fn an_api_identifier_is_custom_openai_or_a_bare_name() {
+        let api = |value| ModelIdentifier::parse(Platform::Api, value);
+        assert_eq!(
+            api("custom_openai/Mixtral-8x7B-Instruct-v0.1").unwrap().provider_model(),
+            "Mixtral-8x7B-Instruct-v0.1"
+        );
+        assert_eq!(api("Mixtral-8x7B").unwrap().provider_model(), "Mixtral-8x7B");
+        assert_eq!(
+            api("custom_openai/mistralai/Mixtral-8x7B").unwrap().provider_model(),
+            "mistralai/Mixtral-8x7B",
+            "split at the first slash only"
+        );
+        assert_eq!(api("openai/gpt-4"), Err(IDENTIFIER_WRONG_PROVIDER));
+        assert_eq!(api("custom_openai/"), Err(IDENTIFIER_WRONG_PROVIDER));
+    }
+
+    #[test]
+    fn an_identifier_may_hold_255_characters() {
+        let at_limit = format!("bedrock/{}", "m".repeat(255 - 8));
+        assert!(ModelIdentifier::parse(Platform::Bedrock, &at_limit).is_ok());
+        assert_eq!(
+            ModelIdentifier::parse(Platform::Bedrock, &format!("{at_limit}m")),
+            Err(IDENTIFIER_TOO_LONG)
+        );
+    }
+
+    fn form(platform: &str) -> ModelForm {
+        ModelForm {
+            name: "Claude".into(),
+            platform: platform.into(),
+            model_family: "claude_3".into(),
+            endpoint: "http://left-over:8000/v1".into(),
+            identifier: "bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0".into(),
+        }
+    }
+
+    #[test]
+    fn a_bedrock_model_drops_the_endpoint_it_does_not_use() {
+        let model = form("bedrock").parse(|family| family == "claude_3").unwrap();
+        assert_eq!(model.platform, Platform::Bedrock);
+        assert_eq!(model.endpoint, None);
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported_at_once() {
+        let empty = ModelForm { platform: "api".into(), ..ModelForm::default() };
+        let errors = empty.parse(|_| false).unwrap_err();
+        assert_eq!(errors.get("name").map(String::as_str), Some(NAME_REQUIRED));
+        assert_eq!(errors.get("model_family").map(String::as_str), Some(FAMILY_REQUIRED));
+        assert_eq!(errors.get("endpoint").map(String::as_str), Some(ENDPOINT_REQUIRED));
+        assert_eq!(errors.get("identifier").map(String::as_str), Some(IDENTIFIER_REQUIRED));
+        let unknown_family = form("bedrock").parse(|family| family == "mistral").unwrap_err();
+        assert_eq!(unknown_family.keys().collect::<Vec<_>>(), ["model_family"]);
+    }
+
+    proptest! {
+        #[test]
+        fn any_name_of_1_to_255_visible_characters_parses_to_itself(name in "[^\\s]([^\\n]{0,253}[^\\s])?") {
+            prop_assume!(name.chars().count() <= 255);
+            prop_assert_eq!(DeploymentName::parse(&name).unwrap().as_str(), name.as_str());
+        }
+
+        #[test]
+        fn no_name_parses_to_something_blank_or_too_long(name in "\\PC{0,300}") {
+            if let Ok(parsed) = DeploymentName::parse(&name) {
+                prop_assert!(!parsed.as_str().trim().is_empty());
+                prop_assert!(parsed.as_str().chars().count() <= 255);
+            }
+        }
+
+        #[test]
+        fn every_accepted_bedrock_identifier_keeps_a_model_after_the_prefix(value in "\\PC{0,300}") {
+            if let Ok(identifier) = ModelIdentifier::parse(Platform::Bedrock, &value) {
+                prop_assert!(identifier.as_str().starts_with(BEDROCK_PREFIX));
+                prop_assert!(!identifier.provider_model().trim().is_empty());
+                prop_assert!(identifier.as_str().chars().count() <= 255);
+            }
+        }
+
+        #[test]
+        fn every_accepted_endpoint_is_http_or_https(value in "\\PC{0,100}") {
+            if let Ok(endpoint) = Endpoint::parse(&value) {
+                prop_assert!(endpoint.as_str().starts_with("http://") || endpoint.as_str().starts_with("https://"));
+            }
+        }
+
+        #[test]
+        fn parsing_never_panics_on_any_form(name in "\\PC{0,20}", platform in "\\PC{0,8}", endpoint in "\\PC{0,40}", identifier in "\\PC{0,40}") {
+            let form = ModelForm { name, platform, model_family: "mistral".into(), endpoint, identifier };
+            let _ = form.parse(|family| family == "mistral");
+        }
+    }
+}

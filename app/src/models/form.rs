@@ -1,0 +1,378 @@
+//! `/admin/gitlab_duo/self_hosted/models/new` and `/models/{id}/edit`: GitLab's self-hosted
+//! model form. It is a real HTML form posted to the `save_model` server function, so it works
+//! with JavaScript off; with JavaScript on it checks each field as the admin leaves it, with the
+//! same domain types the server checks again.
+
+use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use super::api::{KEY_KEEP, KEY_REMOVE, KEY_REPLACE, ModelFormData, SaveModel, load_model_form};
+use super::domain::{DeploymentName, Endpoint, FAMILY_REQUIRED, ModelForm, ModelIdentifier, Platform};
+use crate::error::{AppError, FieldErrors};
+
+pub const SAVE_ERROR: &str = "There was an error saving the self-hosted model. Please try again.";
+const MODELS_LIST: &str = "/admin/gitlab_duo/self_hosted/models";
+
+#[component]
+pub fn NewModelPage() -> impl IntoView {
+    view! { <ModelFormPage id=None/> }
+}
+
+#[component]
+pub fn EditModelPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = params.read_untracked().get("id").and_then(|id| id.parse::<i64>().ok());
+    match id {
+        Some(id) => view! { <ModelFormPage id=Some(id)/> }.into_any(),
+        None => view! { <crate::layout::NotFound/> }.into_any(),
+    }
+}
+
+#[component]
+fn ModelFormPage(id: Option<i64>) -> impl IntoView {
+    let data = Resource::new(move || id, load_model_form);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(data) => view! { <ModelFormView data/> }.into_any(),
+                    Err(AppError::NotFound) => view! { <crate::layout::NotFound/> }.into_any(),
+                    Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ModelFormView(data: ModelFormData) -> impl IntoView {
+    let ModelFormData { families, beta_enabled, model, may_edit: _ } = data;
+    let editing = model.is_some();
+    let id = model.as_ref().map(|m| m.id.0);
+    let fingerprint = model.as_ref().and_then(|m| m.api_key_fingerprint.clone());
+    let initial = |get: fn(&super::api::StoredModel) -> String| model.as_ref().map(get).unwrap_or_default();
+
+    let name = RwSignal::new(initial(|m| m.name.clone()));
+    let platform = RwSignal::new(model.as_ref().map(|m| m.platform).unwrap_or_default());
+    let family = RwSignal::new(initial(|m| m.model_family.clone()));
+    let endpoint = RwSignal::new(initial(|m| m.endpoint.clone().unwrap_or_default()));
+    let identifier = RwSignal::new(initial(|m| m.identifier.clone()));
+    let api_key = RwSignal::new(String::new());
+    let key_action = RwSignal::new(if fingerprint.is_some() { KEY_KEEP } else { KEY_REPLACE });
+    let show_key = RwSignal::new(false);
+
+    let save = ServerAction::<SaveModel>::new();
+    // Errors from the server (after a post with JavaScript off they arrive with the page).
+    let server_errors = move || match save.value().get() {
+        Some(Err(AppError::Validation(errors))) => Some(errors),
+        _ => None,
+    };
+    let errors = RwSignal::new(match save.value().get_untracked() {
+        Some(Err(AppError::Validation(errors))) => errors,
+        _ => FieldErrors::new(),
+    });
+    Effect::new(move |_| {
+        if let Some(found) = server_errors() {
+            errors.set(found);
+        }
+    });
+    let form_error = move || match save.value().get() {
+        Some(Err(AppError::Validation(_))) | Some(Ok(())) | None => None,
+        Some(Err(AppError::Forbidden)) => Some(AppError::Forbidden.to_string()),
+        Some(Err(_)) => Some(SAVE_ERROR.to_owned()),
+    };
+
+    let known_families: Vec<String> = families.iter().map(|f| f.key.clone()).collect();
+    let current_form = move || ModelForm {
+        name: name.get_untracked(),
+        platform: platform.get_untracked().key().to_owned(),
+        model_family: family.get_untracked(),
+        endpoint: endpoint.get_untracked(),
+        identifier: identifier.get_untracked(),
+    };
+    // Checks one field as the admin leaves it, with the same rule the server applies.
+    let check = move |field: &'static str| {
+        let form = current_form();
+        let result: Result<(), &'static str> = match field {
+            "name" => DeploymentName::parse(&form.name).map(|_| ()),
+            "endpoint" => Endpoint::parse(&form.endpoint).map(|_| ()),
+            "identifier" => ModelIdentifier::parse(platform.get_untracked(), &form.identifier).map(|_| ()),
+            _ => {
+                if form.model_family.is_empty() {
+                    Err(FAMILY_REQUIRED)
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        errors.update(|errors| match result {
+            Ok(()) => {
+                errors.remove(field);
+            }
+            Err(message) => {
+                errors.insert(field.to_owned(), message.to_owned());
+            }
+        });
+    };
+    let on_submit = {
+        let known_families = known_families.clone();
+        move |event: leptos::ev::SubmitEvent| {
+            event.prevent_default();
+            match current_form().parse(|key| known_families.iter().any(|k| k == key)) {
+                Err(found) => errors.set(found),
+                Ok(_) => {
+                    errors.set(FieldErrors::new());
+                    let form = current_form();
+                    let bedrock = platform.get_untracked() == Platform::Bedrock;
+                    save.dispatch(SaveModel {
+                        id,
+                        name: form.name,
+                        platform: form.platform,
+                        model_family: form.model_family,
+                        endpoint: (!bedrock).then_some(form.endpoint),
+                        identifier: form.identifier,
+                        api_key_action: Some(key_action.get_untracked().to_owned()),
+                        api_key: (!bedrock).then(|| api_key.get_untracked()),
+                    });
+                }
+            }
+        }
+    };
+    let error_for = move |field: &'static str| move || errors.read().get(field).cloned();
+    let invalid_class = move |field: &'static str| {
+        move || if errors.read().contains_key(field) { "form-control is-invalid" } else { "form-control" }
+    };
+    let switch_platform = move |value: String| {
+        let chosen = Platform::parse(&value).unwrap_or_default();
+        if chosen != platform.get_untracked() {
+            platform.set(chosen);
+            // Fields of the other platform no longer apply.
+            endpoint.set(String::new());
+            api_key.set(String::new());
+            errors.update(|errors| {
+                errors.remove("endpoint");
+                errors.remove("identifier");
+            });
+        }
+    };
+    let title = if editing { "Edit self-hosted model" } else { "Add self-hosted model" };
+    let description = if editing {
+        "Edit the AI model that can be used for GitLab Duo self-hosted features."
+    } else {
+        "Add a new AI model that can be used for GitLab Duo self-hosted features."
+    };
+    let submit_label = if editing { "Save changes" } else { "Add self-hosted model" };
+    let initial_name = name.get_untracked();
+    let initial_endpoint = endpoint.get_untracked();
+    let initial_identifier = identifier.get_untracked();
+
+    view! {
+        <Title text=title/>
+        <h1 class="page-title">{title}</h1>
+        <p class="page-description">{description}</p>
+        {move || form_error().map(|text| view! { <div class="alert alert-danger" role="alert">{text}</div> })}
+        <form class="model-form" method="post" action=SaveModel::url() on:submit=on_submit novalidate>
+            {id.map(|id| view! { <input type="hidden" name="id" value=id.to_string()/> })}
+            <div class="form-group">
+                <label for="model-name">"Deployment name"</label>
+                <input
+                    id="model-name"
+                    name="name"
+                    type="text"
+                    class=invalid_class("name")
+                    value=initial_name
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))
+                    on:blur=move |_| check("name")
+                />
+                <FieldFeedback error=error_for("name") help="A unique and descriptive name for your deployment."/>
+            </div>
+            <div class="form-group">
+                <label for="model-platform">"Platform"</label>
+                <select
+                    id="model-platform"
+                    name="platform"
+                    class="form-control"
+                    on:change=move |ev| switch_platform(event_target_value(&ev))
+                >
+                    {Platform::ALL
+                        .into_iter()
+                        .map(|option| view! {
+                            <option value=option.key() selected=move || platform.get() == option>{option.label()}</option>
+                        })
+                        .collect_view()}
+                </select>
+            </div>
+            <div class="form-group">
+                <label for="model-family">"Model family"</label>
+                <select
+                    id="model-family"
+                    name="model_family"
+                    class=invalid_class("model_family")
+                    on:change=move |ev| {
+                        family.set(event_target_value(&ev));
+                        check("model_family");
+                    }
+                    on:blur=move |_| check("model_family")
+                >
+                    <option value="" selected=move || family.get().is_empty()>"Select model"</option>
+                    {families
+                        .iter()
+                        .map(|option| {
+                            let key = option.key.clone();
+                            let label = match option.release.badge() {
+                                Some(badge) => format!("{} ({badge})", option.name),
+                                None => option.name.clone(),
+                            };
+                            view! {
+                                <option value=key.clone() selected=move || family.get() == key>{label}</option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+                <FieldFeedback
+                    error=error_for("model_family")
+                    help="Select an appropriate model family from the list of approved GitLab models."
+                />
+                {(!beta_enabled).then(|| view! {
+                    <p class="form-text">
+                        "More models are available in beta. "
+                        <a href="/admin/gitlab_duo/configuration">"You can turn on self-hosted model beta features."</a>
+                    </p>
+                })}
+            </div>
+            <Show when=move || platform.get() == Platform::Api>
+                <div class="form-group">
+                    <label for="model-endpoint">"Endpoint"</label>
+                    <input
+                        id="model-endpoint"
+                        name="endpoint"
+                        type="url"
+                        class=invalid_class("endpoint")
+                        value=initial_endpoint.clone()
+                        prop:value=move || endpoint.get()
+                        on:input=move |ev| endpoint.set(event_target_value(&ev))
+                        on:blur=move |_| check("endpoint")
+                    />
+                    <FieldFeedback
+                        error=error_for("endpoint")
+                        help="Specify the URL endpoint where your self-hosted model is accessible"
+                    />
+                </div>
+            </Show>
+            <div class="form-group">
+                <label for="model-identifier">"Model identifier"</label>
+                <input
+                    id="model-identifier"
+                    name="identifier"
+                    type="text"
+                    class=invalid_class("identifier")
+                    placeholder=move || platform.get().identifier_placeholder()
+                    value=initial_identifier
+                    prop:value=move || identifier.get()
+                    on:input=move |ev| identifier.set(event_target_value(&ev))
+                    on:blur=move |_| check("identifier")
+                />
+                <FieldFeedback
+                    error=error_for("identifier")
+                    help="Provide the model identifier in the form of provider/model-name"
+                />
+            </div>
+            <Show when=move || platform.get() == Platform::Api>
+                <ApiKeyField api_key key_action show_key fingerprint=fingerprint.clone()/>
+            </Show>
+            <Show when=move || platform.get() == Platform::Bedrock>
+                <p class="form-text bedrock-note">
+                    "To fully set up AWS credentials for this model please refer to the "
+                    <a href="https://docs.gitlab.com/administration/gitlab_duo_self_hosted/supported_llm_serving_platforms/#for-cloud-hosted-model-deployments">
+                        "AWS Bedrock Configuration Guide"
+                    </a>
+                </p>
+            </Show>
+            <div class="form-actions">
+                <button type="submit" class="btn btn-confirm" disabled=move || save.pending().get()>{submit_label}</button>
+                <a class="btn" href=MODELS_LIST>"Cancel"</a>
+            </div>
+        </form>
+    }
+}
+
+#[component]
+fn FieldFeedback(
+    error: impl Fn() -> Option<String> + Send + Sync + 'static,
+    help: &'static str,
+) -> impl IntoView {
+    view! {
+        {move || error().map(|message| view! { <p class="invalid-feedback" role="alert">{message}</p> })}
+        <p class="form-text">{help}</p>
+    }
+}
+
+/// "API Key (optional)". The stored key never comes back: the form shows "Key set" with a
+/// fingerprint, and offers to replace or remove it; leaving it alone keeps it.
+#[component]
+fn ApiKeyField(
+    api_key: RwSignal<String>,
+    key_action: RwSignal<&'static str>,
+    show_key: RwSignal<bool>,
+    fingerprint: Option<String>,
+) -> impl IntoView {
+    let has_stored_key = fingerprint.is_some();
+    let fingerprint = fingerprint.unwrap_or_default();
+    view! {
+        <div class="form-group">
+            <label for="model-api-key">"API Key (optional)"</label>
+            <input type="hidden" name="api_key_action" value=move || key_action.get()/>
+            {move || match key_action.get() {
+                KEY_KEEP => view! {
+                    <div class="key-set">
+                        <span class="badge badge-success">"Key set"</span>
+                        <code title="Fingerprint of the stored key">{fingerprint.clone()}</code>
+                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KEY_REPLACE)>"Replace key"</button>
+                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KEY_REMOVE)>"Remove key"</button>
+                    </div>
+                }
+                .into_any(),
+                KEY_REMOVE => view! {
+                    <div class="key-set">
+                        <span>"The API key will be removed when you save."</span>
+                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KEY_KEEP)>"Keep key"</button>
+                    </div>
+                }
+                .into_any(),
+                _ => view! {
+                    <div class="input-group">
+                        <input
+                            id="model-api-key"
+                            name="api_key"
+                            class="form-control"
+                            autocomplete="off"
+                            type=move || if show_key.get() { "text" } else { "password" }
+                            prop:value=move || api_key.get()
+                            on:input=move |ev| api_key.set(event_target_value(&ev))
+                        />
+                        <button
+                            type="button"
+                            class="btn"
+                            aria-label=move || if show_key.get() { "Hide API key" } else { "Show API key" }
+                            on:click=move |_| show_key.update(|shown| *shown = !*shown)
+                        >
+                            {move || if show_key.get() { "Hide" } else { "Show" }}
+                        </button>
+                        {has_stored_key.then(|| view! {
+                            <button type="button" class="btn" on:click=move |_| { api_key.set(String::new()); key_action.set(KEY_KEEP) }>
+                                "Keep current key"
+                            </button>
+                        })}
+                    </div>
+                }
+                .into_any(),
+            }}
+            <p class="form-text">
+                "If required, provide the API token that grants access to your self-hosted model deployment."
+            </p>
+        </div>
+    }
+}

@@ -1,0 +1,207 @@
+//! `/admin/gitlab_duo/self_hosted/models`: the "Self-hosted models" tab, with search, paging
+//! and GitLab's two delete modals.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use super::ModelConfigurationHeader;
+use super::api::{DeleteModel, ModelRow, ModelsPage, list_models};
+use super::domain::Platform;
+
+pub const EMPTY_STATE: &str =
+    "No self-hosted models yet. Add a self-hosted model and select it for a feature to start using it.";
+pub const LOAD_ERROR: &str = "An error occurred while loading self-hosted models. Please try again.";
+pub const CREATED_NOTICE: &str = "Model added. Select it for a feature to start using it.";
+pub const SAVED_NOTICE: &str = "The self-hosted model was successfully saved.";
+pub const DELETED_NOTICE: &str = "Your self-hosted model was successfully deleted.";
+pub const DELETE_ERROR: &str = "An error occurred while deleting your self-hosted model. Please try again.";
+
+#[component]
+pub fn SelfHostedModelsPage() -> impl IntoView {
+    let query = use_query_map();
+    let search = move || query.read().get("search").unwrap_or_default();
+    let page = move || query.read().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1);
+    let delete = ServerAction::<DeleteModel>::new();
+    // Re-read the list after each delete.
+    let models =
+        Resource::new(move || (search(), page(), delete.version().get()), |(s, p, _)| list_models(s, p));
+    let notice = move || match query.read().get("notice").as_deref() {
+        Some("created") => Some(CREATED_NOTICE),
+        Some("saved") => Some(SAVED_NOTICE),
+        _ => None,
+    };
+    let to_delete = RwSignal::new(None::<ModelRow>);
+
+    view! {
+        <Title text="Model configuration"/>
+        <ModelConfigurationHeader active_tab="models"/>
+        {move || notice().map(|text| view! { <div class="alert alert-success" role="status">{text}</div> })}
+        {move || match delete.value().get() {
+            Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">{DELETED_NOTICE}</div> }.into_any()),
+            Some(Err(_)) => Some(view! { <div class="alert alert-danger" role="alert">{DELETE_ERROR}</div> }.into_any()),
+            None => None,
+        }}
+        <form class="search-bar" method="get" action="/admin/gitlab_duo/self_hosted/models" role="search">
+            <input
+                type="search"
+                name="search"
+                class="form-control"
+                placeholder="Search by name or model identifier"
+                aria-label="Search self-hosted models"
+                value=search
+            />
+            <button type="submit" class="btn">"Search"</button>
+        </form>
+        <Suspense fallback=|| view! { <p class="loading">"Loading self-hosted models…"</p> }>
+            {move || Suspend::new(async move {
+                match models.await {
+                    Err(_) => view! { <div class="alert alert-danger" role="alert">{LOAD_ERROR}</div> }.into_any(),
+                    Ok(listing) => view! { <ModelsTable listing search=search() to_delete/> }.into_any(),
+                }
+            })}
+        </Suspense>
+        <DeleteModal to_delete delete/>
+    }
+}
+
+#[component]
+fn ModelsTable(listing: ModelsPage, search: String, to_delete: RwSignal<Option<ModelRow>>) -> impl IntoView {
+    let ModelsPage { models, page, has_next_page, beta_enabled } = listing;
+    if models.is_empty() && page == 1 {
+        let text = if search.trim().is_empty() {
+            EMPTY_STATE.to_owned()
+        } else {
+            format!("No self-hosted models match \"{}\".", search.trim())
+        };
+        return view! { <p class="empty-state">{text}</p> }.into_any();
+    }
+    let page_link = move |page: i64| {
+        let mut href = format!("/admin/gitlab_duo/self_hosted/models?page={page}");
+        if !search.is_empty() {
+            href.push_str("&search=");
+            href.push_str(&url::form_urlencoded::byte_serialize(search.as_bytes()).collect::<String>());
+        }
+        href
+    };
+    view! {
+        <table class="table" aria-label="Self-hosted models">
+            <thead>
+                <tr>
+                    <th scope="col">"Name"</th>
+                    <th scope="col">"Model family"</th>
+                    <th scope="col">"Endpoint"</th>
+                    <th scope="col">"Model identifier"</th>
+                    <th scope="col">"API token"</th>
+                    <th scope="col"><span class="sr-only">"Actions"</span></th>
+                </tr>
+            </thead>
+            <tbody>
+                {models
+                    .into_iter()
+                    .map(|model| {
+                        let hidden_beta = !beta_enabled && model.family_release.needs_beta();
+                        let endpoint = match model.platform {
+                            Platform::Bedrock => "--".to_owned(),
+                            Platform::Api => model.endpoint.clone().unwrap_or_else(|| "--".to_owned()),
+                        };
+                        let edit_href = format!("/admin/gitlab_duo/self_hosted/models/{}/edit", model.id.0);
+                        let row = model.clone();
+                        view! {
+                            <tr data-model-name=model.name.clone()>
+                                <td class="model-name">{model.name.clone()}</td>
+                                <td>
+                                    {model.family_name.clone()}
+                                    {model.family_release.badge().map(|badge| view! { <span class="badge badge-neutral">{badge}</span> })}
+                                    {hidden_beta.then(|| view! {
+                                        <div class="form-text">"In use by a feature; beta models are turned off, so it cannot be chosen for new features."</div>
+                                    })}
+                                </td>
+                                <td class="endpoint">{endpoint}</td>
+                                <td><code>{model.identifier.clone()}</code></td>
+                                <td>
+                                    {model.has_api_key.then(|| view! {
+                                        <span class="check" role="img" aria-label="Model uses an API token">"✓"</span>
+                                    })}
+                                </td>
+                                <td class="actions">
+                                    <a class="btn btn-sm" href=edit_href>"Edit"</a>
+                                    <button
+                                        type="button"
+                                        class="btn btn-sm btn-danger-secondary"
+                                        on:click=move |_| to_delete.set(Some(row.clone()))
+                                    >
+                                        "Delete"
+                                    </button>
+                                </td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+        <nav class="pagination" aria-label="Pagination">
+            {(page > 1).then(|| view! { <a class="btn" href=page_link(page - 1)>"Prev"</a> })}
+            <span class="page-number">{format!("Page {page}")}</span>
+            {has_next_page.then(|| view! { <a class="btn" href=page_link(page + 1)>"Next"</a> })}
+        </nav>
+    }
+    .into_any()
+}
+
+/// GitLab's two modals: "cannot be deleted" while a feature uses the model, else the
+/// confirmation. The server refuses an in-use model whatever this shows.
+#[component]
+fn DeleteModal(to_delete: RwSignal<Option<ModelRow>>, delete: ServerAction<DeleteModel>) -> impl IntoView {
+    let close = move || to_delete.set(None);
+    move || {
+        to_delete.get().map(|model| {
+            let name = model.name.clone();
+            if model.used_by.is_empty() {
+                let id = model.id.0;
+                view! {
+                    <div class="modal-backdrop">
+                        <div class="modal" role="dialog" aria-modal="true" aria-labelledby="delete-title">
+                            <h2 id="delete-title">"Delete self-hosted model"</h2>
+                            <p>"You are about to delete the " <strong>{name}</strong> " self-hosted model. This action cannot be undone."</p>
+                            <p>"Are you sure you want to proceed?"</p>
+                            <div class="modal-footer">
+                                <button type="button" class="btn" on:click=move |_| close()>"Cancel"</button>
+                                <button
+                                    type="button"
+                                    class="btn btn-danger"
+                                    on:click=move |_| {
+                                        delete.dispatch(DeleteModel { id });
+                                        close();
+                                    }
+                                >
+                                    "Delete"
+                                </button>
+                            </div>
+                        </div>
+                    </div>
+                }
+                .into_any()
+            } else {
+                view! {
+                    <div class="modal-backdrop">
+                        <div class="modal" role="dialog" aria-modal="true" aria-labelledby="delete-title">
+                            <h2 id="delete-title">"This self-hosted model cannot be deleted"</h2>
+                            <p>
+                                "To remove " <strong>{name}</strong>
+                                ", you must first remove it from the following AI Feature(s):"
+                            </p>
+                            <ul>{model.used_by.into_iter().map(|feature| view! { <li>{feature}</li> }).collect_view()}</ul>
+                            <p>"Once the model is no longer in use, you can return here to delete it."</p>
+                            <div class="modal-footer">
+                                <button type="button" class="btn" on:click=move |_| close()>"Cancel"</button>
+                                <a class="btn btn-confirm" href="/admin/gitlab_duo/self_hosted/features">"View AI-native features"</a>
+                            </div>
+                        </div>
+                    </div>
+                }
+                .into_any()
+            }
+        })
+    }
+}
