@@ -202,3 +202,125 @@ async fn a_wrong_password_shows_gitlabs_message_and_keeps_the_login(pool: PgPool
         })
         .await;
 }
+
+impl Page {
+    async fn select(&self, label: &str, option: &str) {
+        let xpath = format!(
+            "//select[@id=//label[normalize-space()={}]/@for]/option[normalize-space()={}]",
+            xpath_literal(label),
+            xpath_literal(option)
+        );
+        self.find(Locator::XPath(&xpath)).await.click().await.expect("the option can be chosen");
+    }
+
+    async fn sign_in_as(&self, base: &str, login: &str) {
+        self.client.goto(&format!("{base}/users/sign_in")).await.unwrap();
+        self.field("Username or primary email").await.send_keys(login).await.unwrap();
+        self.field("Password").await.send_keys(PASSWORD).await.unwrap();
+        self.button("Sign in").await.click().await.unwrap();
+        self.find(Locator::XPath("//h1[normalize-space()='Admin area']")).await;
+    }
+
+    /// Waits until the models table lists `name`.
+    async fn listed_model(&self, name: &str) -> fantoccini::elements::Element {
+        self.find(Locator::XPath(&format!("//tr[@data-model-name={}]", xpath_literal(name)))).await
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_admin_adds_edits_and_deletes_self_hosted_models(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let browser = Browser::start().await;
+
+    browser
+        .run("models", |b| async move {
+            let base = app.address.clone();
+            b.sign_in_as(&base, "ada").await;
+            b.link("Model configuration").await.click().await.unwrap();
+            b.text_appears("No self-hosted models yet.").await;
+            b.link("Add self-hosted model").await.click().await.unwrap();
+
+            // Leaving a field empty explains itself at once.
+            b.field("Deployment name").await.click().await.unwrap();
+            b.field("Model identifier").await.click().await.unwrap();
+            b.text_appears("Please enter a deployment name.").await;
+
+            b.field("Deployment name").await.send_keys("Mixtral on vLLM").await.unwrap();
+            b.select("Model family", "Mixtral").await;
+            b.field("Endpoint").await.send_keys("http://vllm.internal:8000/v1").await.unwrap();
+            b.field("Model identifier").await.send_keys("custom_openai/Mixtral-8x7B-Instruct-v0.1").await.unwrap();
+            b.field("API Key (optional)").await.send_keys("sk-browser-key").await.unwrap();
+            b.button("Add self-hosted model").await.click().await.unwrap();
+            b.text_appears("Model added. Select it for a feature to start using it.").await;
+            b.listed_model("Mixtral on vLLM").await;
+            b.find(Locator::Css("[aria-label='Model uses an API token']")).await;
+
+            b.link("Add self-hosted model").await.click().await.unwrap();
+            b.field("Deployment name").await.send_keys("Claude on Bedrock").await.unwrap();
+            b.select("Platform", "Amazon Bedrock").await;
+            b.text_appears("AWS Bedrock Configuration Guide").await;
+            b.select("Model family", "Claude").await;
+            b.field("Model identifier").await.send_keys("us.anthropic.claude-3-5-sonnet-20240620-v1:0").await.unwrap();
+            b.button("Add self-hosted model").await.click().await.unwrap();
+            b.text_appears("Model identifier must start with \"bedrock/\"").await;
+            let identifier = b.field("Model identifier").await;
+            identifier.clear().await.unwrap();
+            identifier.send_keys("bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0").await.unwrap();
+            b.button("Add self-hosted model").await.click().await.unwrap();
+            let bedrock_row = b.listed_model("Claude on Bedrock").await;
+            assert!(bedrock_row.text().await.unwrap().contains("--"), "Bedrock shows no endpoint");
+
+            // Edit the API model without touching its key.
+            let row = b.listed_model("Mixtral on vLLM").await;
+            row.find(Locator::XPath(".//a[normalize-space()='Edit']")).await.unwrap().click().await.unwrap();
+            b.text_appears("Key set").await;
+            let name = b.field("Deployment name").await;
+            name.clear().await.unwrap();
+            name.send_keys("Mixtral renamed").await.unwrap();
+            b.button("Save changes").await.click().await.unwrap();
+            b.text_appears("The self-hosted model was successfully saved.").await;
+            b.listed_model("Mixtral renamed").await;
+            let sealed: (Vec<u8>, Vec<u8>, String, String) = sqlx::query_as(
+                "SELECT api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint
+                 FROM self_hosted_models WHERE name = 'Mixtral renamed'",
+            )
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            let sealed = app::models::secrets::SealedKey {
+                ciphertext: sealed.0,
+                nonce: sealed.1,
+                key_id: sealed.2,
+                fingerprint: sealed.3,
+            };
+            assert_eq!(test_master_keys().open(&sealed).unwrap().expose(), "sk-browser-key");
+
+            // A model in use cannot be deleted; an unused one can.
+            sqlx::query(
+                "INSERT INTO feature_settings (feature, provider, self_hosted_model_id)
+                 SELECT 'duo_chat', 'self_hosted', id FROM self_hosted_models WHERE name = 'Claude on Bedrock'",
+            )
+            .execute(&app.pool)
+            .await
+            .unwrap();
+            b.client.refresh().await.unwrap();
+            let row = b.listed_model("Claude on Bedrock").await;
+            row.find(Locator::XPath(".//button[normalize-space()='Delete']")).await.unwrap().click().await.unwrap();
+            b.text_appears("This self-hosted model cannot be deleted").await;
+            b.text_appears("you must first remove it from the following AI Feature(s):").await;
+            b.button("Cancel").await.click().await.unwrap();
+
+            let row = b.listed_model("Mixtral renamed").await;
+            row.find(Locator::XPath(".//button[normalize-space()='Delete']")).await.unwrap().click().await.unwrap();
+            b.text_appears("This action cannot be undone.").await;
+            b.find(Locator::XPath("//div[@role='dialog']//button[normalize-space()='Delete']")).await.click().await.unwrap();
+            b.text_appears("Your self-hosted model was successfully deleted.").await;
+            let remaining: Vec<String> = sqlx::query_scalar("SELECT name FROM self_hosted_models")
+                .fetch_all(&app.pool)
+                .await
+                .unwrap();
+            assert_eq!(remaining, ["Claude on Bedrock"]);
+        })
+        .await;
+}

@@ -116,6 +116,21 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
             }
         });
     };
+    // Leaving a field for the submit button skips the check: showing or hiding a message then
+    // would move the button away between mouse-down and mouse-up, and swallow the click. The
+    // submit checks every field anyway.
+    let check_on_blur = move |field: &'static str| {
+        move |event: leptos::ev::FocusEvent| {
+            use leptos::wasm_bindgen::JsCast;
+            let to_submit = event
+                .related_target()
+                .and_then(|target| target.dyn_into::<leptos::web_sys::Element>().ok())
+                .is_some_and(|element| element.get_attribute("type").as_deref() == Some("submit"));
+            if !to_submit {
+                check(field);
+            }
+        }
+    };
     let on_submit = {
         let known_families = known_families.clone();
         move |event: leptos::ev::SubmitEvent| {
@@ -185,7 +200,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                     value=initial_name
                     prop:value=move || name.get()
                     on:input=move |ev| name.set(event_target_value(&ev))
-                    on:blur=move |_| check("name")
+                    on:blur=check_on_blur("name")
                 />
                 <FieldFeedback error=error_for("name") help="A unique and descriptive name for your deployment."/>
             </div>
@@ -215,7 +230,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                         family.set(event_target_value(&ev));
                         check("model_family");
                     }
-                    on:blur=move |_| check("model_family")
+                    on:blur=check_on_blur("model_family")
                 >
                     <option value="" selected=move || family.get().is_empty()>"Select model"</option>
                     {families
@@ -254,7 +269,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                         value=initial_endpoint.clone()
                         prop:value=move || endpoint.get()
                         on:input=move |ev| endpoint.set(event_target_value(&ev))
-                        on:blur=move |_| check("endpoint")
+                        on:blur=check_on_blur("endpoint")
                     />
                     <FieldFeedback
                         error=error_for("endpoint")
@@ -273,7 +288,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                     value=initial_identifier
                     prop:value=move || identifier.get()
                     on:input=move |ev| identifier.set(event_target_value(&ev))
-                    on:blur=move |_| check("identifier")
+                    on:blur=check_on_blur("identifier")
                 />
                 <FieldFeedback
                     error=error_for("identifier")
