@@ -12,9 +12,10 @@ scripts/setup.sh --with-browser
 cargo fmt --all -- --check
 scripts/build-site.sh
 # Not --workspace: that would build `app` with both its ssr and hydrate features at once.
-# Building the tests also builds target/debug/duo-admin, with the same features.
 packages=(-p app -p server -p tests)
 cargo test "${packages[@]}" --no-run
+# The binary itself, which starts the private database below.
+cargo build -p server --bin duo-admin
 
 if [[ -z "${DATABASE_URL:-}" ]]; then
   data_dir="$target_dir/test-data"
