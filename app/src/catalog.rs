@@ -1,5 +1,6 @@
-//! The catalog of model families (and, with the features page, of AI-native features), read
-//! from `app/features.toml`. The file is compiled into the binary and checked at start.
+//! The catalog of model families, sections and AI-native features, read from
+//! `app/features.toml`: GitLab's `feature_metadata.yml` as data. The file is compiled into the
+//! binary and checked at start; a mistake stops start-up with the entry and the fix.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,10 +29,42 @@ impl Release {
 
 /// A model family, such as "Mistral" or "Claude".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Family {
     pub key: String,
     pub name: String,
     pub release: Release,
+}
+
+/// A group of features on the "AI-native features" tab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    pub key: String,
+    pub title: String,
+    pub description: String,
+}
+
+/// An AI-native feature, such as "Code Generation".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feature {
+    pub key: String,
+    pub title: String,
+    pub section: String,
+    pub release: Release,
+    /// The model families that can serve this feature.
+    pub families: Vec<String>,
+    pub unit_primitives: Vec<String>,
+    /// The feature whose model serves this one while it has none of its own.
+    #[serde(default)]
+    pub falls_back_to: Option<String>,
+}
+
+impl Feature {
+    pub fn accepts(&self, family: &str) -> bool {
+        self.families.iter().any(|f| f == family)
+    }
 }
 
 #[cfg(feature = "ssr")]
@@ -41,7 +74,19 @@ pub use ssr::*;
 mod ssr {
     use std::collections::HashSet;
 
-    use super::Family;
+    use super::{Family, Feature, Section};
+
+    fn unique<'a>(what: &str, table: &str, keys: impl Iterator<Item = &'a str>) -> Result<(), String> {
+        let mut seen = HashSet::new();
+        for key in keys {
+            if !seen.insert(key) {
+                return Err(format!(
+                    "the {what} \"{key}\" is listed twice. Keep one [[{table}]] entry per key."
+                ));
+            }
+        }
+        Ok(())
+    }
 
     pub const CATALOG_FILE: &str = "app/features.toml";
     const CATALOG_TEXT: &str = include_str!("../features.toml");
@@ -50,6 +95,8 @@ mod ssr {
     #[serde(deny_unknown_fields)]
     pub struct Catalog {
         pub families: Vec<Family>,
+        pub sections: Vec<Section>,
+        pub features: Vec<Feature>,
     }
 
     impl Catalog {
@@ -61,16 +108,74 @@ mod ssr {
         pub fn parse(text: &str) -> Result<Catalog, String> {
             let catalog: Catalog =
                 toml::from_str(text).map_err(|error| format!("{CATALOG_FILE} cannot be read: {error}"))?;
-            let mut seen = HashSet::new();
-            for family in &catalog.families {
-                if !seen.insert(family.key.as_str()) {
+            catalog.validate().map_err(|problem| format!("{CATALOG_FILE}: {problem}"))?;
+            Ok(catalog)
+        }
+
+        fn validate(&self) -> Result<(), String> {
+            unique("family", "families", self.families.iter().map(|f| f.key.as_str()))?;
+            unique("section", "sections", self.sections.iter().map(|s| s.key.as_str()))?;
+            unique("feature", "features", self.features.iter().map(|f| f.key.as_str()))?;
+            for feature in &self.features {
+                let key = &feature.key;
+                if !self.sections.iter().any(|section| section.key == feature.section) {
                     return Err(format!(
-                        "{CATALOG_FILE}: the family \"{}\" is listed twice. Keep one [[families]] entry per key.",
-                        family.key
+                        "the feature \"{key}\" names the section \"{}\", which is not listed. Add a [[sections]] entry with that key, or use one of: {}.",
+                        feature.section,
+                        self.sections.iter().map(|s| s.key.as_str()).collect::<Vec<_>>().join(", ")
                     ));
                 }
+                if feature.families.is_empty() {
+                    return Err(format!(
+                        "the feature \"{key}\" accepts no model family. List at least one in its `families`."
+                    ));
+                }
+                if let Some(unknown) = feature.families.iter().find(|family| self.family(family).is_none()) {
+                    return Err(format!(
+                        "the feature \"{key}\" names the family \"{unknown}\", which is not listed. Add a [[families]] entry with that key, or fix the spelling."
+                    ));
+                }
+                if feature.unit_primitives.is_empty() {
+                    return Err(format!(
+                        "the feature \"{key}\" has no unit primitive, so it could never be shown. List at least one in its `unit_primitives`."
+                    ));
+                }
+                if let Some(target) = &feature.falls_back_to {
+                    match self.feature(target) {
+                        None => {
+                            return Err(format!(
+                                "the feature \"{key}\" falls back to \"{target}\", which is not a feature. Fix `falls_back_to` or remove it."
+                            ));
+                        }
+                        Some(other) if other.falls_back_to.is_some() || other.key == *key => {
+                            return Err(format!(
+                                "the feature \"{key}\" falls back to \"{target}\", which falls back itself. Point `falls_back_to` at a feature that has none."
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                }
             }
-            Ok(catalog)
+            Ok(())
+        }
+
+        pub fn feature(&self, key: &str) -> Option<&Feature> {
+            self.features.iter().find(|feature| feature.key == key)
+        }
+
+        pub fn section(&self, key: &str) -> Option<&Section> {
+            self.sections.iter().find(|section| section.key == key)
+        }
+
+        /// The features of a section as the page lists them: visible ones only, GA first.
+        pub fn visible_features(&self, section: &str, beta_enabled: bool) -> Vec<&Feature> {
+            let mut features: Vec<&Feature> = self
+                .features
+                .iter()
+                .filter(|f| f.section == section && (beta_enabled || !f.release.needs_beta()))
+                .collect();
+            features.sort_by_key(|feature| feature.release);
+            features
         }
 
         pub fn family(&self, key: &str) -> Option<&Family> {

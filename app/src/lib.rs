@@ -5,7 +5,9 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod configuration;
 pub mod error;
+pub mod features;
 pub mod layout;
 pub mod models;
 #[cfg(feature = "ssr")]
@@ -18,6 +20,8 @@ use leptos_router::path;
 
 use crate::audit::AuditEventsPage;
 use crate::auth::sign_in::SignInPage;
+use crate::configuration::ConfigurationPage;
+use crate::features::page::AiFeaturesPage;
 use crate::layout::{AdminOverview, AdminShell, NotFound};
 use crate::models::form::{EditModelPage, NewModelPage};
 use crate::models::list::SelfHostedModelsPage;
@@ -56,7 +60,9 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("/admin") view=AdminShell>
                     <Route path=path!("") view=AdminOverview/>
                     <Route path=path!("audit_events") view=AuditEventsPage/>
-                    <Route path=path!("gitlab_duo/self_hosted") view=SelfHostedModelsPage/>
+                    <Route path=path!("gitlab_duo/configuration") view=ConfigurationPage/>
+                    <Route path=path!("gitlab_duo/self_hosted") view=AiFeaturesPage/>
+                    <Route path=path!("gitlab_duo/self_hosted/features") view=AiFeaturesPage/>
                     <Route path=path!("gitlab_duo/self_hosted/models") view=SelfHostedModelsPage/>
                     <Route path=path!("gitlab_duo/self_hosted/models/new") view=NewModelPage/>
                     <Route path=path!("gitlab_duo/self_hosted/models/:id/edit") view=EditModelPage/>

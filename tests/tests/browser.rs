@@ -206,7 +206,7 @@ async fn a_wrong_password_shows_gitlabs_message_and_keeps_the_login(pool: PgPool
 impl Page {
     async fn select(&self, label: &str, option: &str) {
         let xpath = format!(
-            "//select[@id=//label[normalize-space()={}]/@for]/option[normalize-space()={}]",
+            "//select[@id=//label[normalize-space()={}]/@for]//option[normalize-space()={}]",
             xpath_literal(label),
             xpath_literal(option)
         );
@@ -238,6 +238,7 @@ async fn an_admin_adds_edits_and_deletes_self_hosted_models(pool: PgPool) {
             let base = app.address.clone();
             b.sign_in_as(&base, "ada").await;
             b.link("Model configuration").await.click().await.unwrap();
+            b.link("Self-hosted models").await.click().await.unwrap();
             b.text_appears("No self-hosted models yet.").await;
             b.link("Add self-hosted model").await.click().await.unwrap();
 
@@ -321,6 +322,68 @@ async fn an_admin_adds_edits_and_deletes_self_hosted_models(pool: PgPool) {
                 .await
                 .unwrap();
             assert_eq!(remaining, ["Claude on Bedrock"]);
+        })
+        .await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_admin_assigns_models_to_features_applies_to_all_and_turns_beta_on(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    sqlx::query(
+        "INSERT INTO self_hosted_models (name, platform, model_family, identifier)
+         VALUES ('Claude', 'bedrock', 'claude_3', 'bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let browser = Browser::start().await;
+
+    browser
+        .run("features", |b| async move {
+            let base = app.address.clone();
+            b.sign_in_as(&base, "ada").await;
+            b.link("Model configuration").await.click().await.unwrap();
+            b.find(Locator::XPath("//h2[normalize-space()='GitLab Duo Chat']")).await;
+            b.text_appears("Assign a model to enable this feature").await;
+
+            b.select("General Chat", "Claude (Claude)").await;
+            b.text_appears("Successfully updated GitLab Duo Chat / General Chat").await;
+            b.text_appears("Uses the General Chat model: Claude").await;
+
+            // Reloading shows what the server kept.
+            b.client.refresh().await.unwrap();
+            let selected = b
+                .find(Locator::XPath("//select[@id=//label[normalize-space()='General Chat']/@for]"))
+                .await
+                .prop("value")
+                .await
+                .unwrap();
+            let claude: i64 = sqlx::query_scalar("SELECT id FROM self_hosted_models").fetch_one(&app.pool).await.unwrap();
+            assert_eq!(selected, Some(claude.to_string()));
+
+            b.find(Locator::Css("button[aria-label='Apply to all GitLab Duo Chat sub-features']")).await.click().await.unwrap();
+            b.text_appears("Successfully updated all GitLab Duo Chat features").await;
+            let assigned: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM feature_settings WHERE feature LIKE 'duo_chat%' AND self_hosted_model_id IS NOT NULL",
+            )
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            assert_eq!(assigned, 5);
+
+            // Beta on: beta features and families appear.
+            b.link("Configuration").await.click().await.unwrap();
+            let beta = b.find(Locator::Id("beta-enabled")).await;
+            beta.click().await.unwrap();
+            b.button("Save changes").await.click().await.unwrap();
+            b.text_appears("Application settings saved successfully.").await;
+            b.link("Model configuration").await.click().await.unwrap();
+            b.text_appears("Root Cause Analysis").await;
+            b.find(Locator::XPath("//h2[normalize-space()='GitLab Duo for issues']")).await;
+            b.link("Self-hosted models").await.click().await.unwrap();
+            b.link("Add self-hosted model").await.click().await.unwrap();
+            b.find(Locator::XPath("//option[normalize-space()='Llama 3 (Beta)']")).await;
         })
         .await;
 }

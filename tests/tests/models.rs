@@ -268,7 +268,7 @@ async fn deleting_a_model_in_use_is_refused_whatever_the_client_sends(pool: PgPo
     assert_eq!(
         body["Conflict"],
         json!(
-            "To remove Claude, you must first remove it from the following AI Feature(s): code_generations, duo_chat"
+            "To remove Claude, you must first remove it from the following AI Feature(s): Code Generation, General Chat"
         )
     );
     assert_eq!(app.model_count().await, 1);
@@ -371,7 +371,7 @@ async fn the_list_searches_pages_and_hides_unused_beta_models_while_beta_is_off(
         ["Claude 21", "Claude 22", "Llama used"]
     );
     assert_eq!(llamas.models.len(), 1, "the unused beta model is hidden");
-    assert_eq!(llamas.models[0].used_by, ["duo_chat"]);
+    assert_eq!(llamas.models[0].used_by, ["General Chat"]);
     let page = app.get("/admin/gitlab_duo/self_hosted/models?search=llama").await.text().await.unwrap();
     assert!(page.contains("In use by a feature; beta models are turned off"));
     assert!(page.contains(">Beta<"));
@@ -381,7 +381,7 @@ async fn the_list_searches_pages_and_hides_unused_beta_models_while_beta_is_off(
 async fn the_pages_show_gitlabs_texts(pool: PgPool) {
     let app = signed_in_admin(pool).await;
 
-    let list = app.get("/admin/gitlab_duo/self_hosted").await.text().await.unwrap();
+    let list = app.get("/admin/gitlab_duo/self_hosted/models").await.text().await.unwrap();
     let form = app.get("/admin/gitlab_duo/self_hosted/models/new").await.text().await.unwrap();
 
     for text in [

@@ -24,7 +24,7 @@ pub struct ModelRow {
     pub endpoint: Option<String>,
     pub identifier: String,
     pub has_api_key: bool,
-    /// Keys of the features that use this model.
+    /// Titles of the features that use this model.
     pub used_by: Vec<String>,
 }
 
@@ -166,7 +166,7 @@ pub mod ssr {
                     endpoint: row.endpoint,
                     identifier: row.identifier,
                     has_api_key: row.has_api_key,
-                    used_by: row.used_by,
+                    used_by: row.used_by.iter().map(|key| feature_title(&state.catalog, key)).collect(),
                 }
             })
             .collect();
@@ -410,7 +410,8 @@ pub mod ssr {
         .fetch_all(&mut *tx)
         .await?;
         if !used_by.is_empty() {
-            return Err(AppError::Conflict(in_use_message(&model.name, &used_by)).respond());
+            let titles: Vec<String> = used_by.iter().map(|key| feature_title(&state.catalog, key)).collect();
+            return Err(AppError::Conflict(in_use_message(&model.name, &titles)).respond());
         }
         sqlx::query!("DELETE FROM self_hosted_models WHERE id = $1", id).execute(&mut *tx).await?;
         let actor = Actor { id: Some(user.id.0), name: &user.username, ip_address: None };
@@ -430,6 +431,10 @@ pub mod ssr {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    fn feature_title(catalog: &crate::catalog::Catalog, key: &str) -> String {
+        catalog.feature(key).map(|feature| feature.title.clone()).unwrap_or_else(|| key.to_owned())
     }
 
     pub fn in_use_message(name: &str, features: &[String]) -> String {

@@ -342,7 +342,8 @@ mod tests {
         #[test]
         fn any_name_of_1_to_255_visible_characters_parses_to_itself(name in "[^\\s]([^\\n]{0,253}[^\\s])?") {
             prop_assume!(name.chars().count() <= 255);
-            prop_assert_eq!(DeploymentName::parse(&name).unwrap().as_str(), name.as_str());
+            let parsed = DeploymentName::parse(&name).unwrap();
+            prop_assert_eq!(parsed.as_str(), name.as_str());
         }
 
         #[test]

@@ -32,6 +32,7 @@ pub fn ModelConfigurationHeader(#[prop(into)] active_tab: String) -> impl IntoVi
             <a class="btn btn-confirm" href="/admin/gitlab_duo/self_hosted/models/new">"Add self-hosted model"</a>
         </div>
         <nav class="tabs" role="tablist">
+            {tab("/admin/gitlab_duo/self_hosted/features", "AI-native features", "features")}
             {tab("/admin/gitlab_duo/self_hosted/models", "Self-hosted models", "models")}
         </nav>
     }

@@ -1,0 +1,487 @@
+//! AI-native features and the Configuration page over real HTTP: compatibility, beta gating,
+//! apply-to-all atomicity, concurrency, validation, the gateway health check, and the catalog's
+//! own checks.
+
+mod common;
+
+use std::time::Duration;
+
+use app::auth::Role;
+use app::catalog::Catalog;
+use app::features::api::{Assignment, FeaturesPage};
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+async fn signed_in_admin(pool: PgPool) -> TestApp {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+    app
+}
+
+async fn add_model(app: &TestApp, name: &str, family: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO self_hosted_models (name, platform, model_family, identifier)
+         VALUES ($1, 'bedrock', $2, 'bedrock/' || $1) RETURNING id",
+    )
+    .bind(name)
+    .bind(family)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn turn_beta_on(app: &TestApp) {
+    sqlx::query(
+        "INSERT INTO testing_terms_acceptances (user_id, user_email) SELECT id, email FROM users LIMIT 1",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+}
+
+impl TestApp {
+    async fn choose(&self, feature: &str, choice: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/update_ai_feature_setting"))
+            .form(&[("feature", feature), ("choice", choice)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn apply_to_all(&self, feature: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/apply_ai_feature_setting_to_all"))
+            .form(&[("feature", feature)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn features(&self) -> FeaturesPage {
+        self.get("/api/ai_feature_settings").await.json().await.unwrap()
+    }
+
+    async fn stored(&self, feature: &str) -> Option<(String, Option<i64>)> {
+        sqlx::query_as("SELECT provider, self_hosted_model_id FROM feature_settings WHERE feature = $1")
+            .bind(feature)
+            .fetch_optional(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn save_settings(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client.post(self.url("/api/update_duo_configuration")).form(form).send().await.unwrap()
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn choosing_a_compatible_model_saves_it_and_answers_gitlabs_toast(pool: PgPool) {
+    let app = signed_in_admin(pool).await;
+    let id = add_model(&app, "Mixtral", "mixtral").await;
+
+    let response = app.choose("code_generations", &id.to_string()).await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<String>().await.unwrap(),
+        "Successfully updated Code Suggestions / Code Generation"
+    );
+    assert_eq!(app.stored("code_generations").await, Some(("self_hosted".into(), Some(id))));
+    let message: String =
+        sqlx::query_scalar("SELECT message FROM audit_events WHERE action = 'feature_setting_updated'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(message, "Feature code_generations changed to Self-hosted model (Mixtral)");
+    assert_eq!(app.choose("code_generations", "disabled").await.status(), StatusCode::OK);
+    assert_eq!(app.stored("code_generations").await, Some(("disabled".into(), None)));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_incompatible_model_is_refused_with_gitlabs_message(pool: PgPool) {
+    let app = signed_in_admin(pool).await;
+    turn_beta_on(&app).await;
+    let id = add_model(&app, "CodeGemma", "codegemma").await;
+
+    let response = app.choose("duo_chat", &id.to_string()).await;
+
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["Validation"]["model"], json!("Codegemma is incompatible with the General Chat feature"));
+    assert_eq!(app.stored("duo_chat").await, None);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn unknown_features_beta_features_and_beta_models_are_refused_while_beta_is_off(pool: PgPool) {
+    let app = signed_in_admin(pool).await;
+    let claude = add_model(&app, "Claude", "claude_3").await;
+    let llama = add_model(&app, "Llama", "llama3").await;
+
+    assert_eq!(app.choose("no_such_feature", &claude.to_string()).await.status(), StatusCode::NOT_FOUND);
+    let beta_feature = app.choose("duo_chat_troubleshoot_job", &claude.to_string()).await;
+    assert_eq!(beta_feature.status(), StatusCode::CONFLICT);
+    let beta_model = app.choose("duo_chat", &llama.to_string()).await;
+    assert_eq!(beta_model.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    turn_beta_on(&app).await;
+    assert_eq!(app.choose("duo_chat_troubleshoot_job", &claude.to_string()).await.status(), StatusCode::OK);
+    assert_eq!(app.choose("duo_chat", &llama.to_string()).await.status(), StatusCode::OK);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_auditor_cannot_change_features_or_settings(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("audrey", Role::Auditor).await;
+    app.sign_in("audrey", PASSWORD).await;
+    let id = add_model(&app, "Claude", "claude_3").await;
+
+    assert_eq!(app.choose("duo_chat", &id.to_string()).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.apply_to_all("duo_chat").await.status(), StatusCode::FORBIDDEN);
+    let settings = app
+        .save_settings(&[
+            ("ai_gateway_timeout_seconds", "90"),
+            ("ai_gateway_url", ""),
+            ("duo_agent_platform_service_url", ""),
+        ])
+        .await;
+    assert_eq!(settings.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/api/ai_feature_settings").await.status(), StatusCode::OK);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_page_lists_sections_in_order_ga_first_with_compatible_models_and_the_chat_fallback(
+    pool: PgPool,
+) {
+    let app = signed_in_admin(pool).await;
+    let claude = add_model(&app, "Claude", "claude_3").await;
+    add_model(&app, "Codestral", "codestral").await;
+    add_model(&app, "Llama", "llama3").await;
+    app.choose("duo_chat", &claude.to_string()).await;
+
+    let page = app.features().await;
+
+    let titles: Vec<&str> = page.sections.iter().map(|s| s.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        ["Code Suggestions", "GitLab Duo Chat", "GitLab Duo for merge requests", "GitLab Duo Agent Platform"]
+    );
+    let chat = &page.sections[1];
+    assert!(chat.more_in_beta);
+    let general = &chat.features[0];
+    assert_eq!(general.title, "General Chat");
+    assert_eq!(general.assignment, Assignment::SelfHosted { id: claude, name: "Claude".into() });
+    let labels: Vec<&str> = general.choices.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["Claude (Claude)", "Codestral (Mistral Codestral)"],
+        "no beta model while beta is off"
+    );
+    let explain = &chat.features[1];
+    assert_eq!(explain.fallback.as_deref(), Some("Uses the General Chat model: Claude"));
+    let review = &page.sections[2].features[0];
+    assert_eq!(
+        review.choices.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(),
+        ["Claude (Claude)"],
+        "C excludes codestral"
+    );
+
+    turn_beta_on(&app).await;
+    let with_beta = app.features().await;
+    assert_eq!(with_beta.sections.len(), 6);
+    let chat = &with_beta.sections[1];
+    assert_eq!(chat.features.last().unwrap().title, "Root Cause Analysis", "beta after GA");
+    assert_eq!(
+        chat.features[0].choices.last().unwrap().label,
+        "Llama (Llama 3)",
+        "beta models after GA ones"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_runtime_uses_general_chats_model_for_a_chat_feature_without_one(pool: PgPool) {
+    let app = signed_in_admin(pool).await;
+    let claude = add_model(&app, "Claude", "claude_3").await;
+    let mistral = add_model(&app, "Mistral", "mistral").await;
+    app.choose("duo_chat", &claude.to_string()).await;
+    let catalog = Catalog::load().unwrap();
+    let resolve = |key: &'static str| {
+        let (pool, catalog) = (app.pool.clone(), catalog.clone());
+        async move {
+            app::features::api::ssr::resolve_model(&pool, &catalog, catalog.feature(key).unwrap())
+                .await
+                .unwrap()
+        }
+    };
+
+    assert_eq!(resolve("duo_chat_explain_code").await, Some((claude, Some("General Chat".into()))));
+    app.choose("duo_chat_explain_code", &mistral.to_string()).await;
+    assert_eq!(resolve("duo_chat_explain_code").await, Some((mistral, None)));
+    app.choose("duo_chat_explain_code", "disabled").await;
+    assert_eq!(resolve("duo_chat_explain_code").await, None, "disabled means off, not the fallback");
+    assert_eq!(resolve("code_completions").await, None, "no fallback outside Chat");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn apply_to_all_sets_the_whole_section_in_one_go_or_not_at_all(pool: PgPool) {
+    let app = signed_in_admin(pool).await;
+    let claude = add_model(&app, "Claude", "claude_3").await;
+    let codestral = add_model(&app, "Codestral", "codestral").await;
+
+    let unassigned = app.apply_to_all("duo_chat").await;
+    assert_eq!(unassigned.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        unassigned.json::<Value>().await.unwrap()["Conflict"],
+        json!("Assign a model to General Chat before applying to all")
+    );
+
+    app.choose("duo_chat", &claude.to_string()).await;
+    let page = app.features().await;
+    let button = page.sections[1].features[0].apply_to_all.clone().unwrap();
+    assert!(button.enabled);
+    assert_eq!(button.tooltip, "Apply to all GitLab Duo Chat sub-features");
+
+    let response = app.apply_to_all("duo_chat").await;
+    assert_eq!(response.json::<String>().await.unwrap(), "Successfully updated all GitLab Duo Chat features");
+    for feature in
+        ["duo_chat_explain_code", "duo_chat_write_tests", "duo_chat_refactor_code", "duo_chat_fix_code"]
+    {
+        assert_eq!(app.stored(feature).await, Some(("self_hosted".into(), Some(claude))), "{feature}");
+    }
+    assert_eq!(app.stored("duo_chat_troubleshoot_job").await, None, "hidden beta features are left alone");
+
+    // Codestral suits General Chat but not every Chat feature once beta shows Root Cause Analysis.
+    turn_beta_on(&app).await;
+    app.choose("duo_chat", &codestral.to_string()).await;
+    let button = app.features().await.sections[1].features[0].apply_to_all.clone().unwrap();
+    assert!(!button.enabled);
+    assert_eq!(button.tooltip, "This model cannot be applied to all GitLab Duo Chat sub-features");
+    let refused = app.apply_to_all("duo_chat").await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["Conflict"],
+        json!("Codestral is incompatible with the Root Cause Analysis feature")
+    );
+    assert_eq!(
+        app.stored("duo_chat_explain_code").await,
+        Some(("self_hosted".into(), Some(claude))),
+        "nothing changed"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn fifty_concurrent_updates_leave_one_consistent_row_and_fifty_audit_events(pool: PgPool) {
+    let app = signed_in_admin(pool).await;
+    let ids = [add_model(&app, "Claude", "claude_3").await, add_model(&app, "Mistral", "mistral").await];
+    let updates = (0..50).map(|n| {
+        let choice = ids[n % 2].to_string();
+        let request = app
+            .client
+            .post(app.url("/api/update_ai_feature_setting"))
+            .form(&[("feature", "duo_chat".to_owned()), ("choice", choice)]);
+        tokio::spawn(async move { request.send().await.unwrap().status() })
+    });
+
+    for update in updates.collect::<Vec<_>>() {
+        assert_eq!(update.await.unwrap(), StatusCode::OK);
+    }
+
+    let rows: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT provider, self_hosted_model_id FROM feature_settings")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "self_hosted");
+    assert!(ids.contains(&rows[0].1.unwrap()));
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'feature_setting_updated'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 50);
+    let last_after: Value = sqlx::query_scalar(
+        "SELECT after FROM audit_events WHERE action = 'feature_setting_updated' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        last_after["self_hosted_model_id"],
+        json!(rows[0].1),
+        "the last event describes the stored row"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn settings_are_validated_normalised_and_beta_acceptance_is_recorded(pool: PgPool) {
+    let app = signed_in_admin(pool).await;
+
+    let bad = app
+        .save_settings(&[
+            ("ai_gateway_timeout_seconds", "30"),
+            ("ai_gateway_url", "localhost:5052"),
+            ("duo_agent_platform_service_url", "http://example.com:50052"),
+        ])
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let errors = bad.json::<Value>().await.unwrap()["Validation"].clone();
+    assert_eq!(errors["ai_gateway_timeout_seconds"], json!(app::configuration::TIMEOUT_RANGE));
+    assert_eq!(errors["ai_gateway_url"], json!(app::configuration::GATEWAY_URL_INVALID));
+    assert_eq!(errors["duo_agent_platform_service_url"], json!(app::configuration::AGENT_URL_INVALID));
+
+    let good = app
+        .save_settings(&[
+            ("beta_enabled", "on"),
+            ("ai_gateway_timeout_seconds", "120"),
+            ("ai_gateway_url", "http://localhost:5052/"),
+            ("duo_agent_platform_service_url", "example.com:50052"),
+        ])
+        .await;
+    assert_eq!(good.status(), StatusCode::OK);
+    let stored: (i32, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT ai_gateway_timeout_seconds, ai_gateway_url, duo_agent_platform_service_url FROM instance_settings",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, (120, Some("http://localhost:5052".into()), Some("example.com:50052".into())));
+    let accepted: (String,) = sqlx::query_as("SELECT user_email FROM testing_terms_acceptances")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(accepted.0, "ada@example.com");
+    let message: String =
+        sqlx::query_scalar("SELECT message FROM audit_events WHERE action = 'testing_terms_accepted'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(message.starts_with("Self-hosted model testing terms accepted by user - ID: "), "{message}");
+    assert!(message.ends_with("email: ada@example.com"));
+
+    // Unchecked box, blank URL: beta off, gateway cleared.
+    app.save_settings(&[
+        ("ai_gateway_timeout_seconds", "120"),
+        ("ai_gateway_url", " "),
+        ("duo_agent_platform_service_url", ""),
+    ])
+    .await;
+    let beta: bool = sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM testing_terms_acceptances)")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(!beta);
+    let url: Option<String> = sqlx::query_scalar("SELECT ai_gateway_url FROM instance_settings")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(url, None);
+}
+
+/// A local stand-in for the AI gateway's health endpoint: healthy, failing, or hanging.
+async fn fake_gateway(behaviour: &'static str) -> String {
+    use axum::routing::get;
+    let router = axum::Router::new().route(
+        "/monitoring/healthz",
+        get(move || async move {
+            match behaviour {
+                "healthy" => (axum::http::StatusCode::OK, "ok"),
+                "failing" => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down"),
+                _ => {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    (axum::http::StatusCode::OK, "late")
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_health_check_reports_a_healthy_a_failing_and_a_hanging_gateway(pool: PgPool) {
+    let app = signed_in_admin(pool).await;
+    let check = |gateway: String| {
+        let app = &app;
+        async move {
+            sqlx::query("UPDATE instance_settings SET ai_gateway_url = $1")
+                .bind(gateway)
+                .execute(&app.pool)
+                .await
+                .unwrap();
+            let started = std::time::Instant::now();
+            let result: Value = app.get("/api/ai_gateway_health_check").await.json().await.unwrap();
+            (
+                result["healthy"].as_bool().unwrap(),
+                result["message"].as_str().unwrap().to_owned(),
+                started.elapsed(),
+            )
+        }
+    };
+
+    let (healthy, message, _) = check(fake_gateway("healthy").await).await;
+    assert!(healthy, "{message}");
+    assert!(message.starts_with("The AI Gateway is healthy"), "{message}");
+    let (healthy, message, _) = check(fake_gateway("failing").await).await;
+    assert!(!healthy);
+    assert!(message.contains("500"), "{message}");
+    let (healthy, message, took) = check(fake_gateway("hanging").await).await;
+    assert!(!healthy);
+    assert!(message.contains("did not answer within 5 seconds"), "{message}");
+    assert!(took < Duration::from_secs(10), "bounded by the check's timeout, took {took:?}");
+    // A dead gateway delays no page.
+    let page = app.get("/admin/gitlab_duo/configuration").await;
+    assert_eq!(page.status(), StatusCode::OK);
+}
+
+#[test]
+fn the_shipped_catalog_holds_every_feature_of_the_reference() {
+    let catalog = Catalog::load().unwrap();
+    assert_eq!(catalog.features.len(), 18);
+    assert_eq!(catalog.families.len(), 11);
+    let review = catalog.feature("review_merge_request").unwrap();
+    assert!(!review.accepts("codestral") && review.accepts("mixtral"));
+}
+
+#[test]
+fn each_broken_catalog_stops_start_up_with_the_entry_and_the_fix() {
+    let base = r#"
+        [[families]]
+        key = "mistral"
+        name = "Mistral"
+        release = "ga"
+        [[sections]]
+        key = "chat"
+        title = "Chat"
+        description = "d"
+    "#;
+    let feature = |extra: &str| {
+        format!(
+            "{base}\n[[features]]\nkey = \"f\"\ntitle = \"F\"\nrelease = \"ga\"\nunit_primitives = [\"u\"]\n{extra}"
+        )
+    };
+    let error = |text: String| Catalog::parse(&text).unwrap_err();
+
+    let unknown_family = error(feature("section = \"chat\"\nfamilies = [\"mistrel\"]"));
+    assert!(
+        unknown_family.starts_with("app/features.toml: the feature \"f\" names the family \"mistrel\""),
+        "{unknown_family}"
+    );
+    assert!(unknown_family.contains("Add a [[families]] entry"));
+    let no_section = error(feature("section = \"nowhere\"\nfamilies = [\"mistral\"]"));
+    assert!(no_section.contains("names the section \"nowhere\", which is not listed"), "{no_section}");
+    let empty = error(feature("section = \"chat\"\nfamilies = []"));
+    assert!(empty.contains("accepts no model family"), "{empty}");
+    let valid = feature("section = \"chat\"\nfamilies = [\"mistral\"]");
+    assert!(Catalog::parse(&valid).is_ok());
+    let duplicate =
+        error(format!("{valid}\n[[families]]\nkey = \"mistral\"\nname = \"Again\"\nrelease = \"ga\""));
+    assert!(duplicate.contains("the family \"mistral\" is listed twice"), "{duplicate}");
+    let misspelt = error(feature("section = \"chat\"\nfamilies = [\"mistral\"]\nfalls_back = \"x\""));
+    assert!(misspelt.contains("unknown field"), "{misspelt}");
+}
