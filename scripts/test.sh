@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SQLX_OFFLINE=true
+# A one-off build gains nothing from incremental data, which would double target/'s size.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-$target_dir/site}
 

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod chat;
 pub mod configuration;
 pub mod error;
 pub mod features;

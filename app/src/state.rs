@@ -9,6 +9,7 @@ use leptos::config::LeptosOptions;
 use sqlx::PgPool;
 
 use crate::catalog::Catalog;
+use crate::chat::client::ModelClients;
 use crate::models::secrets::MasterKeys;
 
 #[derive(Clone, FromRef)]
@@ -17,4 +18,6 @@ pub struct AppState {
     pub pool: PgPool,
     pub catalog: Arc<Catalog>,
     pub master_keys: Arc<MasterKeys>,
+    pub model_clients: Arc<ModelClients>,
+    pub prompts: Arc<crate::chat::prompts::Prompts>,
 }

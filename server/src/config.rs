@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "ENCRYPTION_KEYS", hide_env_values = true, global = true)]
     pub encryption_keys: Option<String>,
 
+    /// Longest wait, in seconds, between two pieces of a model's reply before the exchange is
+    /// called stalled. The whole exchange is bounded by the "AI Gateway request timeout" setting.
+    #[arg(long, env = "MODEL_IDLE_TIMEOUT_SECONDS", default_value_t = 30, global = true)]
+    pub model_idle_timeout_seconds: u64,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use app::catalog::Catalog;
+use app::chat::client::ModelClients;
 use app::models::secrets::MasterKeys;
 use app::state::AppState;
 use app::{App, OUTPUT_NAME, shell};
@@ -60,6 +61,8 @@ pub struct Services {
     pub pool: PgPool,
     pub catalog: Arc<Catalog>,
     pub master_keys: Arc<MasterKeys>,
+    pub model_clients: Arc<ModelClients>,
+    pub prompts: Arc<app::chat::prompts::Prompts>,
 }
 
 /// GitLab's older addresses of the model pages, answered with 301 as GitLab does.
@@ -70,14 +73,14 @@ const MOVED: &[(&str, &str)] = &[
 ];
 
 pub fn router(services: Services, settings: &RouterSettings) -> Router {
-    let Services { pool, catalog, master_keys } = services;
+    let Services { pool, catalog, master_keys, model_clients, prompts } = services;
     let leptos_options = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
         .site_root(settings.site_root.as_str())
         .site_pkg_dir("pkg")
         .site_addr(settings.listen)
         .build();
-    let state = AppState { leptos_options, pool: pool.clone(), catalog, master_keys };
+    let state = AppState { leptos_options, pool: pool.clone(), catalog, master_keys, model_clients, prompts };
 
     let sessions = SessionManagerLayer::new(PostgresStore::new(pool))
         .with_name(SESSION_COOKIE)

@@ -7,6 +7,8 @@ use anyhow::Context;
 use app::audit::ssr::Actor;
 use app::auth::Role;
 use app::catalog::Catalog;
+use app::chat::client::ModelClients;
+use app::chat::prompts::Prompts;
 use clap::Parser;
 use server::config::{Cli, Command, Config, DatabaseCommand, LogFormat, UsersCommand};
 use server::postgres::PrivateCluster;
@@ -46,6 +48,7 @@ fn init_logging(format: LogFormat) {
 async fn serve(config: &Config) -> anyhow::Result<()> {
     // Checked before anything starts: a broken catalog or key stops start-up with its reason.
     let catalog = Arc::new(Catalog::load().map_err(anyhow::Error::msg)?);
+    let prompts = Arc::new(Prompts::load(&catalog).map_err(anyhow::Error::msg)?);
     let master_keys = Arc::new(keys::load(config.encryption_keys.as_deref(), &config.data_dir)?);
     let database = database::connect(config).await?;
     users::ensure_first_admin(
@@ -70,7 +73,9 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!("serving the console at http://{}", listener.local_addr()?);
-    let services = Services { pool: database.pool.clone(), catalog, master_keys };
+    let idle_limit = std::time::Duration::from_secs(config.model_idle_timeout_seconds.max(1));
+    let model_clients = Arc::new(ModelClients::from_environment(idle_limit).await);
+    let services = Services { pool: database.pool.clone(), catalog, master_keys, model_clients, prompts };
     let app = server::router(services, &RouterSettings::from(config));
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())

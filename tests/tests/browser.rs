@@ -387,3 +387,68 @@ async fn an_admin_assigns_models_to_features_applies_to_all_and_turns_beta_on(po
         })
         .await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_admin_says_hello_to_bedrock_and_api_models_and_tests_a_feature(pool: PgPool) {
+    use common::fake_bedrock::FakeBedrock;
+    use common::fake_openai::FakeOpenAi;
+    let bedrock = FakeBedrock::start().await;
+    let vllm = FakeOpenAi::start(None).await;
+    let app =
+        spawn_app_with_clients(pool, settings(), model_clients(bedrock_client(&bedrock.url, true))).await;
+    app.add_user("ada", Role::Admin).await;
+    sqlx::query(
+        "INSERT INTO self_hosted_models (name, platform, model_family, endpoint, identifier) VALUES
+           ('Claude', 'bedrock', 'claude_3', NULL, 'bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0'),
+           ('Mixtral', 'api', 'mixtral', $1, 'custom_openai/Mixtral-8x7B')",
+    )
+    .bind(&vllm.endpoint)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO feature_settings (feature, provider, self_hosted_model_id) SELECT 'duo_chat', 'self_hosted', id FROM self_hosted_models WHERE name = 'Claude'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let browser = Browser::start().await;
+
+    browser
+        .run("chat", |b| async move {
+            let base = app.address.clone();
+            b.sign_in_as(&base, "ada").await;
+            b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models")).await.unwrap();
+
+            for (model, reply) in
+                [("Claude", "Hello! How can I help you today?"), ("Mixtral", "Hello from the fake vLLM!")]
+            {
+                let row = b.listed_model(model).await;
+                row.find(Locator::XPath(".//button[normalize-space()='Test']"))
+                    .await
+                    .unwrap()
+                    .click()
+                    .await
+                    .unwrap();
+                let message = b.find(Locator::Id("chat-message")).await;
+                assert_eq!(message.prop("value").await.unwrap().as_deref(), Some("Hello"), "prefilled");
+                b.button("Send").await.click().await.unwrap();
+                b.text_appears(reply).await;
+                b.find(Locator::Css("[data-testid=chat-figures]")).await;
+                b.text_appears("Time to first token").await;
+                b.text_appears("Output tokens").await;
+                b.button("Close").await.click().await.unwrap();
+            }
+
+            // A Chat sub-feature without its own model is answered by General Chat's.
+            b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted")).await.unwrap();
+            b.find(Locator::Css("button[aria-label='Test Code Explanation']")).await.click().await.unwrap();
+            b.button("Send").await.click().await.unwrap();
+            b.text_appears("Answered by Claude (the General Chat model)").await;
+            b.text_appears("Hello! How can I help you today?").await;
+            let sent = bedrock.last_body.lock().unwrap().clone().unwrap();
+            assert!(
+                sent["system"][0]["text"].as_str().unwrap().contains("Explain the code"),
+                "the feature's prompt: {sent}"
+            );
+        })
+        .await;
+}

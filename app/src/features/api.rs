@@ -56,6 +56,8 @@ pub struct FeatureRow {
     /// For a feature without a model of its own that borrows another's: which, and its model.
     pub fallback: Option<String>,
     pub apply_to_all: Option<ApplyToAll>,
+    /// The model that answers for this feature now, if any (its own or the fallback's).
+    pub answered_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +204,14 @@ pub mod ssr {
                             }),
                             _ => None,
                         };
+                        let answered_by = match (&assignment, &feature.falls_back_to) {
+                            (Assignment::SelfHosted { name, .. }, _) => Some(name.clone()),
+                            (Assignment::Unassigned, Some(target)) => match assignment_of(target) {
+                                Assignment::SelfHosted { name, .. } => Some(name),
+                                _ => None,
+                            },
+                            _ => None,
+                        };
                         let apply_to_all = (position == 0 && visible.len() > 1).then(|| {
                             apply_to_all_state(catalog, &section.title, main, &assignment, &visible, &models)
                         });
@@ -213,6 +223,7 @@ pub mod ssr {
                             choices: choices.into_iter().map(|(_, choice)| choice).collect(),
                             fallback,
                             apply_to_all,
+                            answered_by,
                         }
                     })
                     .collect();

@@ -9,6 +9,7 @@ use super::api::{
     ApplyFeatureToAll, ApplyToAll, Assignment, CHOICE_DISABLED, FeatureRow, FeaturesPage, SectionView,
     UNASSIGNED_HINT, UPDATE_ERROR, UpdateFeature, load_features,
 };
+use crate::chat::panel::{ChatPanel, ChatTarget};
 use crate::error::AppError;
 use crate::models::ModelConfigurationHeader;
 
@@ -23,6 +24,9 @@ pub fn AiFeaturesPage() -> impl IntoView {
     let features =
         Resource::new(move || (update.version().get(), apply.version().get()), |_| load_features());
     let toast = RwSignal::new(None::<Toast>);
+    // The feature whose chat box is open: its key and title.
+    let testing = RwSignal::new(None::<(String, String)>);
+    provide_context(testing);
     let report = move |result: Option<Result<String, AppError>>, fallback: &str| match result {
         Some(Ok(message)) => toast.set(Some(Toast(message, false))),
         Some(Err(AppError::Validation(errors))) => {
@@ -47,6 +51,9 @@ pub fn AiFeaturesPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        {move || testing.get().map(|(key, title)| view! {
+            <ChatPanel target=ChatTarget::Feature(key) title=format!("Test {title}") on_close=Callback::new(move |_| testing.set(None))/>
+        })}
         {move || toast.get().map(|Toast(text, failed)| view! {
             <div class=if failed { "toast toast-danger" } else { "toast" } role="status">
                 {text}
@@ -110,7 +117,21 @@ fn FeatureRowView(
     apply: ServerAction<ApplyFeatureToAll>,
     apply_label: String,
 ) -> impl IntoView {
-    let FeatureRow { key, title, release, assignment, choices, fallback, apply_to_all } = row;
+    let FeatureRow { key, title, release, assignment, choices, fallback, apply_to_all, answered_by } = row;
+    let testing = expect_context::<RwSignal<Option<(String, String)>>>();
+    let test_button = answered_by.map(|_| {
+        let (key, title) = (key.clone(), title.clone());
+        view! {
+            <button
+                type="button"
+                class="btn btn-sm"
+                aria-label=format!("Test {title}")
+                on:click=move |_| testing.set(Some((key.clone(), title.clone())))
+            >
+                "Test"
+            </button>
+        }
+    });
     let stored = assignment.choice();
     let unassigned = assignment == Assignment::Unassigned;
     let select_id = format!("feature-{key}");
@@ -168,6 +189,7 @@ fn FeatureRowView(
                             </button>
                         }
                     })}
+                    {test_button}
                 </div>
                 {(unassigned && fallback.is_none()).then(|| view! {
                     <p class="form-text warning"><span aria-hidden="true">"⚠ "</span>{UNASSIGNED_HINT}</p>

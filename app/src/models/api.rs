@@ -26,6 +26,7 @@ pub struct ModelRow {
     pub has_api_key: bool,
     /// Titles of the features that use this model.
     pub used_by: Vec<String>,
+    pub last_test: Option<crate::chat::api::LastTest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +137,8 @@ pub mod ssr {
             r#"SELECT m.id, m.name, m.platform, m.model_family, m.endpoint, m.identifier,
                       m.api_key_ciphertext IS NOT NULL AS "has_api_key!",
                       ARRAY(SELECT f.feature FROM feature_settings f
-                            WHERE f.self_hosted_model_id = m.id ORDER BY f.feature) AS "used_by!"
+                            WHERE f.self_hosted_model_id = m.id ORDER BY f.feature) AS "used_by!",
+                      m.last_test
                FROM self_hosted_models m
                WHERE ($1 = '' OR strpos(lower(m.name), lower($1)) > 0
                               OR strpos(lower(m.identifier), lower($1)) > 0)
@@ -167,6 +169,7 @@ pub mod ssr {
                     identifier: row.identifier,
                     has_api_key: row.has_api_key,
                     used_by: row.used_by.iter().map(|key| feature_title(&state.catalog, key)).collect(),
+                    last_test: row.last_test.and_then(|value| serde_json::from_value(value).ok()),
                 }
             })
             .collect();

@@ -64,6 +64,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     let show_key = RwSignal::new(false);
 
     let save = ServerAction::<SaveModel>::new();
+    let test = ServerAction::<crate::chat::api::TestConnection>::new();
     // Errors from the server (after a post with JavaScript off they arrive with the page).
     let server_errors = move || match save.value().get() {
         Some(Err(AppError::Validation(errors))) => Some(errors),
@@ -130,6 +131,33 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                 check(field);
             }
         }
+    };
+    let form_is_valid = {
+        let known_families = known_families.clone();
+        move || {
+            let form = ModelForm {
+                name: name.get(),
+                platform: platform.get().key().to_owned(),
+                model_family: family.get(),
+                endpoint: endpoint.get(),
+                identifier: identifier.get(),
+            };
+            form.parse(|key| known_families.iter().any(|k| k == key)).is_ok()
+        }
+    };
+    let run_test = move || {
+        let form = current_form();
+        let bedrock = platform.get_untracked() == Platform::Bedrock;
+        test.dispatch(crate::chat::api::TestConnection {
+            id,
+            name: form.name,
+            platform: form.platform,
+            model_family: form.model_family,
+            endpoint: (!bedrock).then_some(form.endpoint),
+            identifier: form.identifier,
+            api_key_action: Some(key_action.get_untracked().to_owned()),
+            api_key: (!bedrock).then(|| api_key.get_untracked()),
+        });
     };
     let on_submit = {
         let known_families = known_families.clone();
@@ -306,8 +334,26 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                     </a>
                 </p>
             </Show>
+            {move || test.pending().get().then(|| view! { <p class="loading" role="status">"Testing the connection…"</p> })}
+            {move || test.value().get().map(|outcome| match outcome {
+                Ok(result) if result.ok => view! {
+                    <div class="alert alert-success" role="status">
+                        {format!("{} ({} ms).", result.message, result.figures.total_ms)}
+                    </div>
+                }.into_any(),
+                Ok(result) => view! { <div class="alert alert-danger" role="alert">{result.message}</div> }.into_any(),
+                Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
+            })}
             <div class="form-actions">
                 <button type="submit" class="btn btn-confirm" disabled=move || save.pending().get()>{submit_label}</button>
+                <button
+                    type="button"
+                    class="btn"
+                    disabled=move || !form_is_valid() || test.pending().get()
+                    on:click=move |_| run_test()
+                >
+                    "Test connection"
+                </button>
                 <a class="btn" href=MODELS_LIST>"Cancel"</a>
             </div>
         </form>

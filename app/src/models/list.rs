@@ -8,6 +8,7 @@ use leptos_router::hooks::use_query_map;
 use super::ModelConfigurationHeader;
 use super::api::{DeleteModel, ModelRow, ModelsPage, list_models};
 use super::domain::Platform;
+use crate::chat::panel::{ChatPanel, ChatTarget};
 
 pub const EMPTY_STATE: &str =
     "No self-hosted models yet. Add a self-hosted model and select it for a feature to start using it.";
@@ -32,6 +33,7 @@ pub fn SelfHostedModelsPage() -> impl IntoView {
         _ => None,
     };
     let to_delete = RwSignal::new(None::<ModelRow>);
+    let to_test = RwSignal::new(None::<ModelRow>);
 
     view! {
         <Title text="Model configuration"/>
@@ -57,16 +59,27 @@ pub fn SelfHostedModelsPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match models.await {
                     Err(_) => view! { <div class="alert alert-danger" role="alert">{LOAD_ERROR}</div> }.into_any(),
-                    Ok(listing) => view! { <ModelsTable listing search=search() to_delete/> }.into_any(),
+                    Ok(listing) => view! { <ModelsTable listing search=search() to_delete to_test/> }.into_any(),
                 }
             })}
         </Suspense>
         <DeleteModal to_delete delete/>
+        {move || to_test.get().map(|model| view! {
+            <ChatPanel target=ChatTarget::Model(model.id.0) title=format!("Test {}", model.name) on_close=Callback::new(move |_| {
+                to_test.set(None);
+                models.refetch();
+            })/>
+        })}
     }
 }
 
 #[component]
-fn ModelsTable(listing: ModelsPage, search: String, to_delete: RwSignal<Option<ModelRow>>) -> impl IntoView {
+fn ModelsTable(
+    listing: ModelsPage,
+    search: String,
+    to_delete: RwSignal<Option<ModelRow>>,
+    to_test: RwSignal<Option<ModelRow>>,
+) -> impl IntoView {
     let ModelsPage { models, page, has_next_page, beta_enabled } = listing;
     if models.is_empty() && page == 1 {
         let text = if search.trim().is_empty() {
@@ -93,6 +106,7 @@ fn ModelsTable(listing: ModelsPage, search: String, to_delete: RwSignal<Option<M
                     <th scope="col">"Endpoint"</th>
                     <th scope="col">"Model identifier"</th>
                     <th scope="col">"API token"</th>
+                    <th scope="col">"Last test"</th>
                     <th scope="col"><span class="sr-only">"Actions"</span></th>
                 </tr>
             </thead>
@@ -107,6 +121,16 @@ fn ModelsTable(listing: ModelsPage, search: String, to_delete: RwSignal<Option<M
                         };
                         let edit_href = format!("/admin/gitlab_duo/self_hosted/models/{}/edit", model.id.0);
                         let row = model.clone();
+                        let test_row = model.clone();
+                        let last_test = model.last_test.clone().map(|test| {
+                            let text = if test.ok {
+                                format!("OK · {} ms", test.figures.total_ms)
+                            } else {
+                                "Failed".to_owned()
+                            };
+                            let class = if test.ok { "badge badge-success" } else { "badge badge-danger" };
+                            view! { <span class=class title=test.message>{text}</span> }
+                        });
                         view! {
                             <tr data-model-name=model.name.clone()>
                                 <td class="model-name">{model.name.clone()}</td>
@@ -124,7 +148,11 @@ fn ModelsTable(listing: ModelsPage, search: String, to_delete: RwSignal<Option<M
                                         <span class="check" role="img" aria-label="Model uses an API token">"✓"</span>
                                     })}
                                 </td>
+                                <td class="last-test">{last_test}</td>
                                 <td class="actions">
+                                    <button type="button" class="btn btn-sm" on:click=move |_| to_test.set(Some(test_row.clone()))>
+                                        "Test"
+                                    </button>
                                     <a class="btn btn-sm" href=edit_href>"Edit"</a>
                                     <button
                                         type="button"

@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use app::audit::ssr::Actor;
 use app::auth::Role;
+pub mod fake_bedrock;
+pub mod fake_openai;
+
 use reqwest::redirect::Policy;
 use server::RouterSettings;
 use sqlx::PgPool;
@@ -42,10 +45,56 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 }
 
 pub async fn spawn_app_with(pool: PgPool, settings: RouterSettings) -> TestApp {
+    // Nothing listens on port 9 (discard): a Bedrock call fails fast unless a test brings a fake.
+    spawn_app_with_clients(pool, settings, model_clients(bedrock_client("http://127.0.0.1:9", true))).await
+}
+
+pub const TEST_ACCESS_KEY: &str = "AKIDTESTPLANTED0001";
+pub const TEST_SECRET_KEY: &str = "test-secret-planted-4b2f9e";
+/// Short, so that stall tests finish quickly.
+pub const TEST_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// The real SDK client, aimed at `endpoint` with the tests' credentials (or none), and retries
+/// quick enough for a test.
+pub fn bedrock_client(endpoint: &str, with_credentials: bool) -> aws_sdk_bedrockruntime::Client {
+    use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
+    let mut config = aws_sdk_bedrockruntime::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(std::time::Duration::from_millis(10)),
+        );
+    if with_credentials {
+        config = config.credentials_provider(Credentials::new(
+            TEST_ACCESS_KEY,
+            TEST_SECRET_KEY,
+            None,
+            None,
+            "test",
+        ));
+    }
+    aws_sdk_bedrockruntime::Client::from_conf(config.build())
+}
+
+pub fn model_clients(bedrock: aws_sdk_bedrockruntime::Client) -> app::chat::client::ModelClients {
+    app::chat::client::ModelClients::new(bedrock, TEST_IDLE_LIMIT)
+}
+
+pub async fn spawn_app_with_clients(
+    pool: PgPool,
+    settings: RouterSettings,
+    clients: app::chat::client::ModelClients,
+) -> TestApp {
+    let catalog = app::catalog::Catalog::load().expect("the catalog loads");
     let services = server::Services {
         pool: pool.clone(),
-        catalog: Arc::new(app::catalog::Catalog::load().expect("the catalog loads")),
+        prompts: Arc::new(app::chat::prompts::Prompts::load(&catalog).expect("the prompts load")),
+        catalog: Arc::new(catalog),
         master_keys: Arc::new(test_master_keys()),
+        model_clients: Arc::new(clients),
     };
     let router = server::router(services, &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");

@@ -1,0 +1,150 @@
+//! The "Hello" chat box: prefilled with "Hello", the reply streams in as the model writes it,
+//! and the figures (time to first token, total time, tokens, stop reason) follow. Follow-up
+//! messages continue the conversation, which lives in the page only.
+
+use leptos::prelude::*;
+
+use super::api::{chat_with_feature, chat_with_model};
+use super::{ChatEvent, ChatMessage, Figures, LineBuffer, Speaker};
+
+/// What the chat box talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatTarget {
+    Model(i64),
+    /// A feature: its own model, or the one it falls back to, with its prompt.
+    Feature(String),
+}
+
+#[component]
+pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> impl IntoView {
+    let conversation = RwSignal::new(Vec::<ChatMessage>::new());
+    let draft = RwSignal::new("Hello".to_owned());
+    let streaming = RwSignal::new(false);
+    let figures = RwSignal::new(None::<Figures>);
+    let failure = RwSignal::new(None::<String>);
+    let answering = RwSignal::new(None::<String>);
+
+    let send = move || {
+        let target = target.clone();
+        let text = draft.get_untracked().trim().to_owned();
+        if text.is_empty() || streaming.get_untracked() {
+            return;
+        }
+        conversation.update(|messages| {
+            messages.push(ChatMessage { speaker: Speaker::User, text });
+            messages.push(ChatMessage { speaker: Speaker::Assistant, text: String::new() });
+        });
+        draft.set(String::new());
+        figures.set(None);
+        failure.set(None);
+        streaming.set(true);
+        // What is sent: the conversation so far, without the empty reply being written.
+        let history: Vec<ChatMessage> =
+            conversation.get_untracked().into_iter().filter(|m| !m.text.is_empty()).collect();
+        let history = serde_json::to_string(&history).unwrap_or_default();
+        leptos::task::spawn_local(async move {
+            use futures::StreamExt;
+            let reply = match target {
+                ChatTarget::Model(id) => chat_with_model(id, history).await,
+                ChatTarget::Feature(feature) => chat_with_feature(feature, history).await,
+            };
+            match reply {
+                Err(error) => failure.set(Some(error.to_string())),
+                Ok(stream) => {
+                    let mut stream = stream.into_inner();
+                    let mut lines = LineBuffer::default();
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = match chunk {
+                            Ok(chunk) => chunk,
+                            Err(error) => {
+                                failure.set(Some(error.to_string()));
+                                break;
+                            }
+                        };
+                        for event in lines.push(&chunk) {
+                            match event {
+                                ChatEvent::Text(text) => conversation.update(|messages| {
+                                    if let Some(last) = messages.last_mut() {
+                                        last.text.push_str(&text);
+                                    }
+                                }),
+                                ChatEvent::Answering(model) => answering.set(Some(model)),
+                                ChatEvent::Done(done) => figures.set(Some(done)),
+                                ChatEvent::Failed(message) => failure.set(Some(message)),
+                            }
+                        }
+                    }
+                }
+            }
+            // A reply that never came leaves no empty bubble behind.
+            conversation.update(|messages| {
+                if messages.last().is_some_and(|m| m.speaker == Speaker::Assistant && m.text.is_empty()) {
+                    messages.pop();
+                }
+            });
+            streaming.set(false);
+        });
+    };
+
+    view! {
+        <div class="modal-backdrop">
+            <div class="modal chat-panel" role="dialog" aria-modal="true" aria-labelledby="chat-title">
+                <h2 id="chat-title">{title}</h2>
+                {move || answering.get().map(|model| view! { <p class="form-text">{format!("Answered by {model}")}</p> })}
+                <div class="chat-transcript" aria-live="polite" data-testid="chat-transcript">
+                    <For
+                        each=move || conversation.get().into_iter().enumerate()
+                        key=|(index, message)| (*index, message.text.clone())
+                        children=move |(_, message)| {
+                            let class = match message.speaker {
+                                Speaker::User => "chat-message from-user",
+                                Speaker::Assistant => "chat-message from-model",
+                            };
+                            view! { <div class=class>{message.text}</div> }
+                        }
+                    />
+                    {move || (streaming.get() && conversation.with(|m| m.last().is_some_and(|m| m.text.is_empty())))
+                        .then(|| view! { <div class="chat-message from-model typing">"…"</div> })}
+                </div>
+                {move || failure.get().map(|message| view! { <div class="alert alert-danger" role="alert">{message}</div> })}
+                {move || figures.get().map(|figures| view! { <FiguresView figures/> })}
+                <form
+                    class="chat-input"
+                    on:submit=move |event| {
+                        event.prevent_default();
+                        send();
+                    }
+                >
+                    <label for="chat-message" class="sr-only">"Message"</label>
+                    <textarea
+                        id="chat-message"
+                        class="form-control"
+                        rows="2"
+                        prop:value=move || draft.get()
+                        on:input=move |event| draft.set(event_target_value(&event))
+                    >
+                        "Hello"
+                    </textarea>
+                    <button type="submit" class="btn btn-confirm" disabled=move || streaming.get()>"Send"</button>
+                </form>
+                <div class="modal-footer">
+                    <button type="button" class="btn" on:click=move |_| on_close.run(())>"Close"</button>
+                </div>
+            </div>
+        </div>
+    }
+}
+
+#[component]
+pub fn FiguresView(figures: Figures) -> impl IntoView {
+    let tokens = |value: Option<i64>| value.map(|n| n.to_string()).unwrap_or_else(|| "--".to_owned());
+    view! {
+        <dl class="chat-figures" data-testid="chat-figures">
+            <div><dt>"Time to first token"</dt><dd>{figures.first_token_ms.map(|ms| format!("{ms} ms")).unwrap_or_else(|| "--".to_owned())}</dd></div>
+            <div><dt>"Total latency"</dt><dd>{format!("{} ms", figures.total_ms)}</dd></div>
+            <div><dt>"Input tokens"</dt><dd>{tokens(figures.input_tokens)}</dd></div>
+            <div><dt>"Output tokens"</dt><dd>{tokens(figures.output_tokens)}</dd></div>
+            <div><dt>"Stop reason"</dt><dd>{figures.stop_reason.unwrap_or_else(|| "--".to_owned())}</dd></div>
+        </dl>
+    }
+}
