@@ -129,6 +129,15 @@ impl Page {
     }
 }
 
+/// Keeps a picture of a page for people to look at: target/screenshots/NAME.png.
+async fn save_screenshot(page: &Page, name: &str) {
+    if let Ok(png) = page.client.screenshot().await {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -346,6 +355,7 @@ async fn an_admin_assigns_models_to_features_applies_to_all_and_turns_beta_on(po
             b.link("Model configuration").await.click().await.unwrap();
             b.find(Locator::XPath("//h2[normalize-space()='GitLab Duo Chat']")).await;
             b.text_appears("Assign a model to enable this feature").await;
+            save_screenshot(&b, "features").await;
 
             b.select("General Chat", "Claude (Claude)").await;
             b.text_appears("Successfully updated GitLab Duo Chat / General Chat").await;
@@ -444,6 +454,8 @@ async fn an_admin_says_hello_to_bedrock_and_api_models_and_tests_a_feature(pool:
             b.button("Send").await.click().await.unwrap();
             b.text_appears("Answered by Claude (the General Chat model)").await;
             b.text_appears("Hello! How can I help you today?").await;
+            b.find(Locator::Css("[data-testid=chat-figures]")).await;
+            save_screenshot(&b, "chat-feature").await;
             let sent = bedrock.last_body.lock().unwrap().clone().unwrap();
             assert!(
                 sent["system"][0]["text"].as_str().unwrap().contains("Explain the code"),

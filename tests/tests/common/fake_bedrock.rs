@@ -25,6 +25,8 @@ pub struct FakeBedrock {
     pub requests: Arc<AtomicUsize>,
     /// The last request body, as received.
     pub last_body: Arc<std::sync::Mutex<Option<Value>>>,
+    /// When the last byte of the latest reply's first text delta was handed to the network.
+    pub first_delta_sent: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl FakeBedrock {
@@ -34,6 +36,7 @@ impl FakeBedrock {
             url: format!("http://{}", listener.local_addr().expect("an address")),
             requests: Arc::default(),
             last_body: Arc::default(),
+            first_delta_sent: Arc::default(),
         };
         let router = axum::Router::new()
             .route("/model/{model_id}/converse-stream", axum::routing::post(converse_stream))
@@ -117,6 +120,30 @@ async fn converse_stream(
             ]),
             false,
         ),
+        s if s.contains("benchmark") => {
+            // No pacing between chunks; note when the first delta has been sent in full.
+            let start = event("messageStart", json!({"role": "assistant"}));
+            let first = delta(REPLY[0]);
+            let first_delta_end = start.len() + first.len();
+            let mut frames = vec![start, first];
+            frames.extend(REPLY[1..].iter().map(|piece| delta(piece)));
+            frames.push(event("messageStop", json!({"stopReason": "end_turn"})));
+            let bytes = Bytes::from(frames.concat());
+            let noted = fake.first_delta_sent.clone();
+            let chunks =
+                futures::stream::iter([bytes.slice(..first_delta_end), bytes.slice(first_delta_end..)])
+                    .enumerate()
+                    .map(move |(index, chunk)| {
+                        if index == 1 {
+                            *noted.lock().expect("not poisoned") = Some(std::time::Instant::now());
+                        }
+                        Ok::<Bytes, Infallible>(chunk)
+                    });
+            Response::builder()
+                .header("content-type", "application/vnd.amazon.eventstream")
+                .body(Body::from_stream(chunks))
+                .expect("a response")
+        }
         _ => {
             let mut frames = vec![event("messageStart", json!({"role": "assistant"}))];
             frames.extend(REPLY.iter().map(|piece| delta(piece)));

@@ -1,0 +1,85 @@
+//! Benchmark: how long the console's streaming path adds between a model's first text event
+//! and the first byte of it reaching the browser. A local Bedrock-compatible fake sends the
+//! first delta and notes the instant; the client (standing in for the browser) notes when the
+//! first text line arrives through the real router, auth, server function and stream.
+//!
+//! Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run -p tests --example streaming_overhead
+//! (it creates and drops a scratch database on that server).
+
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use app::chat::{ChatEvent, ChatMessage, LineBuffer, Speaker};
+use common::fake_bedrock::FakeBedrock;
+use futures::StreamExt;
+use sqlx::{Connection, Executor, PgConnection};
+
+const ROUNDS: usize = 200;
+
+#[tokio::main]
+async fn main() {
+    let url = std::env::var("DATABASE_URL").expect("set DATABASE_URL to a PostgreSQL server");
+    let mut admin = PgConnection::connect(&url).await.expect("PostgreSQL answers");
+    admin.execute("DROP DATABASE IF EXISTS duo_admin_bench").await.unwrap();
+    admin.execute("CREATE DATABASE duo_admin_bench").await.unwrap();
+    let bench_url = format!("{}/duo_admin_bench", url.rsplit_once('/').unwrap().0);
+    let pool = sqlx::PgPool::connect(&bench_url).await.unwrap();
+    server::database::MIGRATOR.run(&pool).await.unwrap();
+
+    let fake = FakeBedrock::start().await;
+    let app = common::spawn_app_with_clients(
+        pool.clone(),
+        common::settings(),
+        common::model_clients(common::bedrock_client(&fake.url, true)),
+    )
+    .await;
+    app.add_user("bench", app::auth::Role::Admin).await;
+    app.sign_in("bench", common::PASSWORD).await;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO self_hosted_models (name, platform, model_family, identifier)
+         VALUES ('bench', 'bedrock', 'claude_3', 'bedrock/benchmark') RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let messages =
+        serde_json::to_string(&[ChatMessage { speaker: Speaker::User, text: "Hello".into() }]).unwrap();
+
+    let mut added = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS + 10 {
+        let response = app
+            .client
+            .post(app.url("/api/chat_with_self_hosted_model"))
+            .form(&[("model_id", id.to_string()), ("messages", messages.clone())])
+            .send()
+            .await
+            .unwrap();
+        let mut body = response.bytes_stream();
+        let mut lines = LineBuffer::default();
+        let mut first_text_at = None;
+        while let Some(chunk) = body.next().await {
+            let events = lines.push(std::str::from_utf8(&chunk.unwrap()).unwrap());
+            if first_text_at.is_none() && events.iter().any(|e| matches!(e, ChatEvent::Text(_))) {
+                first_text_at = Some(Instant::now());
+            }
+        }
+        let sent = fake.first_delta_sent.lock().unwrap().take().expect("the fake sent a delta");
+        // The first rounds warm connections and caches.
+        if round >= 10 {
+            added.push(first_text_at.expect("a text line arrived").duration_since(sent));
+        }
+    }
+    added.sort();
+    let at = |q: f64| added[((added.len() - 1) as f64 * q).round() as usize];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "streaming overhead, model's first text event -> first text byte at the client, {ROUNDS} rounds:"
+    );
+    println!("  median {:.3} ms   p95 {:.3} ms   max {:.3} ms", ms(at(0.5)), ms(at(0.95)), ms(at(1.0)));
+
+    pool.close().await;
+    admin.execute("DROP DATABASE duo_admin_bench WITH (FORCE)").await.unwrap();
+}
