@@ -134,10 +134,28 @@ pub mod ssr {
     use sqlx::PgExecutor;
 
     /// Who did it: a signed-in user, or (for failed sign-ins and start-up) a name alone.
-    pub struct Actor<'a> {
+    pub struct Actor {
         pub id: Option<i64>,
-        pub name: &'a str,
-        pub ip_address: Option<&'a str>,
+        pub name: String,
+        pub ip_address: Option<String>,
+    }
+
+    impl Actor {
+        /// Start-up, the command line: no user, no address.
+        pub fn system(name: &str) -> Actor {
+            Actor { id: None, name: name.to_owned(), ip_address: None }
+        }
+
+        /// The signed-in user of the request being served, with the client's address.
+        pub async fn signed_in(user: &crate::auth::CurrentUser) -> Actor {
+            use axum::extract::ConnectInfo;
+            let ip = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok();
+            Actor {
+                id: Some(user.id.0),
+                name: user.username.clone(),
+                ip_address: ip.map(|ConnectInfo(address)| address.ip().to_string()),
+            }
+        }
     }
 
     /// One audit event. `before` and `after` hold the record's state around the change, with
@@ -156,7 +174,7 @@ pub mod ssr {
     /// audit event are saved together or not at all.
     pub async fn record(
         executor: impl PgExecutor<'_>,
-        actor: &Actor<'_>,
+        actor: &Actor,
         event: NewAuditEvent<'_>,
     ) -> Result<(), sqlx::Error> {
         sqlx::query!(
@@ -165,7 +183,7 @@ pub mod ssr {
                   before, after, ip_address)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
             actor.id,
-            actor.name,
+            &actor.name,
             event.action,
             event.target_type,
             event.target_id,
@@ -173,7 +191,7 @@ pub mod ssr {
             event.message,
             event.before,
             event.after,
-            actor.ip_address,
+            actor.ip_address.as_deref(),
         )
         .execute(executor)
         .await?;

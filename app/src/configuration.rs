@@ -156,7 +156,7 @@ pub mod ssr {
         )
         .execute(&mut *tx)
         .await?;
-        let actor = Actor { id: Some(user.id.0), name: &user.username, ip_address: None };
+        let actor = Actor::signed_in(&user).await;
         if beta_enabled && !before.beta_enabled {
             sqlx::query!(
                 "INSERT INTO testing_terms_acceptances (user_id, user_email) VALUES ($1, $2) ON CONFLICT DO NOTHING",

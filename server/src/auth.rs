@@ -159,7 +159,7 @@ pub async fn sign_in(
     let redirect_to = safe_redirect(&form.redirect_to);
 
     let Some(user) = stored.filter(|_| password_ok).map(|stored| stored.user) else {
-        let actor = Actor { id: None, name: &login, ip_address: ip.as_deref() };
+        let actor = Actor { id: None, name: login.clone(), ip_address: ip.clone() };
         let event = NewAuditEvent {
             action: "user_sign_in_failed",
             target_type: "User",
@@ -189,7 +189,7 @@ pub async fn sign_in(
         tracing::error!(error = %error, "could not store the session");
         error_response(SIGN_IN_PATH, AppError::Unavailable)
     })?;
-    let actor = Actor { id: Some(user.id.0), name: &user.username, ip_address: ip.as_deref() };
+    let actor = Actor { id: Some(user.id.0), name: user.username.clone(), ip_address: ip.clone() };
     let event = NewAuditEvent {
         action: "user_signed_in",
         target_type: "User",
@@ -210,7 +210,7 @@ pub async fn sign_out(
     user: Option<axum::Extension<CurrentUser>>,
 ) -> Response {
     if let Some(axum::Extension(user)) = user {
-        let actor = Actor { id: Some(user.id.0), name: &user.username, ip_address: ip.as_deref() };
+        let actor = Actor { id: Some(user.id.0), name: user.username.clone(), ip_address: ip.clone() };
         let event = NewAuditEvent {
             action: "user_signed_out",
             target_type: "User",

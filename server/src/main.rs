@@ -102,7 +102,7 @@ async fn shutdown_signal() {
 
 async fn manage_users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
     let database = database::connect(config).await?;
-    let actor = Actor { id: None, name: "Command line", ip_address: None };
+    let actor = Actor::system("Command line");
     let outcome = async {
         match command {
             UsersCommand::Add { username, email, role, password_stdin } => {

@@ -101,7 +101,7 @@ pub async fn add(
     email: &str,
     role: Role,
     password: &str,
-    actor: &Actor<'_>,
+    actor: &Actor,
 ) -> anyhow::Result<CurrentUser> {
     if password.chars().count() < MIN_PASSWORD_LENGTH {
         bail!("The password is too short: use at least {MIN_PASSWORD_LENGTH} characters.");
@@ -153,7 +153,7 @@ pub async fn reset_password(
     pool: &PgPool,
     login: &str,
     password: &str,
-    actor: &Actor<'_>,
+    actor: &Actor,
 ) -> anyhow::Result<CurrentUser> {
     if password.chars().count() < MIN_PASSWORD_LENGTH {
         bail!("The password is too short: use at least {MIN_PASSWORD_LENGTH} characters.");
@@ -225,7 +225,7 @@ pub async fn ensure_first_admin(
     .context("could not create the first admin (is ADMIN_EMAIL an e-mail address?)")?;
     record(
         &mut *tx,
-        &Actor { id: None, name: "System", ip_address: None },
+        &Actor::system("System"),
         NewAuditEvent {
             action: "user_created",
             target_type: "User",

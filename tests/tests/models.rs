@@ -95,8 +95,8 @@ async fn adding_an_api_model_seals_its_key(pool: PgPool) {
     let sealed = app.sealed_key("Mixtral on vLLM").await.expect("a sealed key");
     assert!(!String::from_utf8_lossy(&sealed.ciphertext).contains(PLANTED_KEY));
     assert_eq!(test_master_keys().open(&sealed).unwrap().expose(), PLANTED_KEY);
-    let audit: (String, Value) =
-        sqlx::query_as("SELECT message, after FROM audit_events WHERE action = 'model_created'")
+    let audit: (String, Value, Option<String>) =
+        sqlx::query_as("SELECT message, after, ip_address FROM audit_events WHERE action = 'model_created'")
             .fetch_one(&app.pool)
             .await
             .unwrap();
@@ -106,6 +106,7 @@ async fn adding_an_api_model_seals_its_key(pool: PgPool) {
     );
     assert_eq!(audit.1["api_key_fingerprint"], json!(sealed.fingerprint));
     assert!(!audit.1.to_string().contains(PLANTED_KEY));
+    assert_eq!(audit.2.as_deref(), Some("127.0.0.1"), "the admin's address is recorded");
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -180,7 +180,7 @@ async fn a_password_reset_ends_the_users_sessions(pool: PgPool) {
     app.sign_in("ada", PASSWORD).await;
     assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
 
-    let actor = app::audit::ssr::Actor { id: None, name: "test", ip_address: None };
+    let actor = app::audit::ssr::Actor::system("test");
     server::users::reset_password(&app.pool, "ada", "a brand new password", &actor).await.unwrap();
 
     assert_eq!(app.get("/admin").await.status(), StatusCode::SEE_OTHER);

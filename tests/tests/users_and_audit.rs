@@ -75,7 +75,7 @@ async fn two_starts_at_once_create_one_first_admin(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn adding_a_user_twice_names_the_clash(pool: PgPool) {
     add_user(&pool, "ada", Role::Admin).await;
-    let actor = app::audit::ssr::Actor { id: None, name: "test", ip_address: None };
+    let actor = app::audit::ssr::Actor::system("test");
 
     let again = server::users::add(&pool, "ADA", "other@example.com", Role::Auditor, PASSWORD, &actor).await;
     let same_email =

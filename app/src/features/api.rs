@@ -213,7 +213,7 @@ pub mod ssr {
                             _ => None,
                         };
                         let apply_to_all = (position == 0 && visible.len() > 1).then(|| {
-                            apply_to_all_state(catalog, &section.title, main, &assignment, &visible, &models)
+                            apply_to_all_state(&section.title, main, &assignment, &visible, &models)
                         });
                         FeatureRow {
                             key: feature.key.clone(),
@@ -240,7 +240,6 @@ pub mod ssr {
     }
 
     fn apply_to_all_state(
-        _catalog: &Catalog,
         section_title: &str,
         main: &Feature,
         assignment: &Assignment,
@@ -405,7 +404,7 @@ pub mod ssr {
         .await?;
         record(
             &mut *tx,
-            &Actor { id: Some(user.id.0), name: &user.username, ip_address: None },
+            &Actor::signed_in(user).await,
             NewAuditEvent {
                 action: "feature_setting_updated",
                 target_type: "AiFeatureSetting",

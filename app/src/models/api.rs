@@ -54,7 +54,6 @@ pub struct ModelFormData {
     pub families: Vec<Family>,
     pub beta_enabled: bool,
     pub model: Option<StoredModel>,
-    pub may_edit: bool,
 }
 
 /// What to do with a stored API key when the edit form is saved.
@@ -177,7 +176,7 @@ pub mod ssr {
     }
 
     pub async fn load_model_form(id: Option<i64>) -> Result<ModelFormData, AppError> {
-        let user = current_user().await?;
+        current_user().await?;
         let state = state();
         let beta_enabled = beta_enabled(&state.pool).await?;
         let model = match id {
@@ -193,7 +192,7 @@ pub mod ssr {
                 families.push(family.clone());
             }
         }
-        Ok(ModelFormData { families, beta_enabled, model, may_edit: user.is_admin() })
+        Ok(ModelFormData { families, beta_enabled, model })
     }
 
     async fn stored_model(
@@ -275,7 +274,7 @@ pub mod ssr {
         let after = stored_model(&mut *tx, saved_id).await?.ok_or(AppError::Internal)?;
         let (action, verb) =
             if before.is_some() { ("model_updated", "updated") } else { ("model_created", "created") };
-        let actor = Actor { id: Some(user.id.0), name: &user.username, ip_address: None };
+        let actor = Actor::signed_in(&user).await;
         record(
             &mut *tx,
             &actor,
@@ -417,7 +416,7 @@ pub mod ssr {
             return Err(AppError::Conflict(in_use_message(&model.name, &titles)).respond());
         }
         sqlx::query!("DELETE FROM self_hosted_models WHERE id = $1", id).execute(&mut *tx).await?;
-        let actor = Actor { id: Some(user.id.0), name: &user.username, ip_address: None };
+        let actor = Actor::signed_in(&user).await;
         record(
             &mut *tx,
             &actor,

@@ -48,7 +48,7 @@ fn ModelFormPage(id: Option<i64>) -> impl IntoView {
 
 #[component]
 fn ModelFormView(data: ModelFormData) -> impl IntoView {
-    let ModelFormData { families, beta_enabled, model, may_edit: _ } = data;
+    let ModelFormData { families, beta_enabled, model } = data;
     let editing = model.is_some();
     let id = model.as_ref().map(|m| m.id.0);
     let fingerprint = model.as_ref().and_then(|m| m.api_key_fingerprint.clone());

@@ -155,7 +155,7 @@ impl TestApp {
 }
 
 pub async fn add_user(pool: &PgPool, username: &str, role: Role) {
-    let actor = Actor { id: None, name: "test", ip_address: None };
+    let actor = Actor::system("test");
     server::users::add(pool, username, &format!("{username}@example.com"), role, PASSWORD, &actor)
         .await
         .expect("the user is added");
