@@ -37,7 +37,13 @@ impl ModelClients {
     /// From the standard AWS chain (environment, profile, SSO, instance role), with the region
     /// defaulting to us-east-1 and `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` honoured.
     pub async fn from_environment(idle_limit: Duration) -> ModelClients {
-        let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
+        // The region from the environment or the profile, else us-east-1; not from the instance
+        // metadata service, which would delay every start on a machine that has none.
+        let region = aws_config::meta::region::RegionProviderChain::first_try(
+            aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+        )
+        .or_else(aws_config::profile::ProfileFileRegionProvider::new())
+        .or_else("us-east-1");
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region).load().await;
         ModelClients::new(aws_sdk_bedrockruntime::Client::new(&config), idle_limit)
     }
