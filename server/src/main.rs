@@ -9,6 +9,7 @@ use app::auth::Role;
 use app::catalog::Catalog;
 use app::chat::client::ModelClients;
 use app::chat::prompts::Prompts;
+use axum::serve::ListenerExt;
 use clap::Parser;
 use server::config::{Cli, Command, Config, DatabaseCommand, LogFormat, UsersCommand};
 use server::postgres::PrivateCluster;
@@ -63,16 +64,20 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             .continuously_delete_expired(tokio::time::Duration::from_secs(600)),
     );
 
-    let listener = TcpListener::bind(config.listen).await.with_context(|| {
-        format!("could not listen on {} (set LEPTOS_SITE_ADDR or --listen)", config.listen)
-    })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("could not listen on {} (set LEPTOS_SITE_ADDR or --listen)", config.listen))?
+        // Streamed replies go out piece by piece, not held back to fill a packet.
+        .tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
     if !config.site_root.join("pkg").exists() {
         tracing::warn!(
             site_root = %config.site_root.display(),
             "the browser bundle is missing: pages render, but nothing is interactive. Build it with scripts/build-site.sh"
         );
     }
-    tracing::info!("serving the console at http://{}", listener.local_addr()?);
+    tracing::info!("serving the console at http://{}", config.listen);
     let idle_limit = std::time::Duration::from_secs(config.model_idle_timeout_seconds.max(1));
     let model_clients = Arc::new(ModelClients::from_environment(idle_limit).await);
     let services = Services { pool: database.pool.clone(), catalog, master_keys, model_clients, prompts };
