@@ -20,10 +20,13 @@ cargo test "${packages[@]}" --no-run
 cargo build -p server --bin duo-admin
 
 if [[ -z "${DATABASE_URL:-}" ]]; then
-  data_dir="$target_dir/test-data"
+  # A short path (a Unix socket path may not exceed 107 bytes), enterable by the postgres user
+  # that runs the cluster when this script runs as root.
+  data_dir=$(mktemp -d /tmp/duo-admin-test.XXXXXX)
+  chmod 755 "$data_dir"
   DATABASE_URL=$("$target_dir/debug/duo-admin" --data-dir "$data_dir" database start)
   export DATABASE_URL
-  trap '"$target_dir/debug/duo-admin" --data-dir "$data_dir" database stop' EXIT
+  trap '"$target_dir/debug/duo-admin" --data-dir "$data_dir" database stop; rm -rf "$data_dir"' EXIT
 fi
 
 log=$(mktemp)
