@@ -13,7 +13,7 @@ use app::error::AppError;
 use app::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
@@ -100,6 +100,32 @@ async fn signed_in_user(state: &AppState, session: &Session) -> Result<Option<Cu
         let _ = session.flush().await;
     }
     Ok(user)
+}
+
+pub const CROSS_SITE_MESSAGE: &str = "This request came from another site and was refused.";
+
+/// Refuses any request that could change something (every non-GET) when the browser says it
+/// comes from another site: its `Origin` names another host, or, without `Origin`,
+/// `Sec-Fetch-Site` says "cross-site". Behind a proxy, `X-Forwarded-Host` counts as the host.
+pub async fn same_site_only(request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let hosts = [text("x-forwarded-host"), text(header::HOST.as_str())];
+    let cross_site = match text(header::ORIGIN.as_str()) {
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map(|(_, host)| host.trim_end_matches('/'));
+            origin_host.is_none_or(|origin_host| !hosts.contains(&Some(origin_host)))
+        }
+        None => text("sec-fetch-site") == Some("cross-site"),
+    };
+    if cross_site {
+        tracing::warn!(path = %request.uri().path(), "refused a cross-site request");
+        return (StatusCode::FORBIDDEN, CROSS_SITE_MESSAGE).into_response();
+    }
+    next.run(request).await
 }
 
 /// An error as the client expects it: JSON for server functions, a short page otherwise.

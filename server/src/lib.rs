@@ -18,14 +18,16 @@ use app::models::secrets::MasterKeys;
 use app::state::AppState;
 use app::{App, OUTPUT_NAME, shell};
 use axum::Router;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
 use sqlx::PgPool;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::cookie::time::Duration;
@@ -35,6 +37,8 @@ use tower_sessions_sqlx_store::PostgresStore;
 pub use config::Config;
 
 pub const SESSION_COOKIE: &str = "duo_admin_session";
+/// The largest request body accepted.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
 /// Everything the router needs that is not in the database.
 #[derive(Debug, Clone)]
@@ -130,6 +134,23 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(moved)
+        .layer(axum::middleware::from_fn(auth::same_site_only))
+        // Forms and chat messages are small; anything larger is refused before it is read.
+        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        // Only framing is restricted for now: a full policy needs nonces on Leptos's inline scripts.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'; base-uri 'self'; form-action 'self'"),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

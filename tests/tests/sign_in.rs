@@ -279,3 +279,55 @@ async fn static_files_need_no_session(pool: PgPool) {
     assert_eq!(icon.status(), StatusCode::OK, "the site is built into {}", site_root().display());
     assert!(icon.headers().get("set-cookie").is_none());
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_change_sent_from_another_site_is_refused(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let sign_in = |origin: Option<&str>, fetch_site: Option<&str>| {
+        let mut request =
+            app.client.post(app.url("/users/sign_in")).form(&[("login", "ada"), ("password", PASSWORD)]);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = fetch_site {
+            request = request.header("sec-fetch-site", site);
+        }
+        request.send()
+    };
+
+    let evil = sign_in(Some("https://evil.example"), None).await.unwrap();
+    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
+    assert_eq!(evil.text().await.unwrap(), server::auth::CROSS_SITE_MESSAGE);
+    assert_eq!(sign_in(Some("null"), None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(sign_in(None, Some("cross-site")).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        sign_in(Some(&format!("http://{host}")), Some("same-origin")).await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_response_carries_the_security_headers_and_big_bodies_are_refused(pool: PgPool) {
+    let app = spawn_app(pool).await;
+
+    let page = app.get("/users/sign_in").await;
+
+    let header =
+        |name: &str| page.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("referrer-policy"), "same-origin");
+    assert!(header("content-security-policy").contains("frame-ancestors 'none'"));
+    let huge = "x".repeat(server::MAX_REQUEST_BYTES + 1);
+    let too_big = app
+        .client
+        .post(app.url("/users/sign_in"))
+        .body(huge)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
