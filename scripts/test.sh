@@ -26,7 +26,7 @@ if [[ -z "${DATABASE_URL:-}" ]]; then
   chmod 755 "$data_dir"
   DATABASE_URL=$("$target_dir/debug/duo-admin" --data-dir "$data_dir" database start)
   export DATABASE_URL
-  trap '"$target_dir/debug/duo-admin" --data-dir "$data_dir" database stop; rm -rf "$data_dir"' EXIT
+  trap '"$target_dir/debug/duo-admin" --data-dir "$data_dir" database stop 2>/dev/null; rm -rf "$data_dir"' EXIT
 fi
 
 log=$(mktemp)
