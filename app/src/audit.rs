@@ -115,15 +115,7 @@ fn AuditEventsTable(listing: AuditEventsPage) -> impl IntoView {
                     .collect_view()}
             </tbody>
         </table>
-        <nav class="pagination" aria-label="Pagination">
-            {(page > 1).then(|| view! {
-                <a class="btn" href=format!("/admin/audit_events?page={}", page - 1)>"Prev"</a>
-            })}
-            <span class="page-number">{format!("Page {page}")}</span>
-            {has_next_page.then(|| view! {
-                <a class="btn" href=format!("/admin/audit_events?page={}", page + 1)>"Next"</a>
-            })}
-        </nav>
+        <crate::layout::Pagination page has_next_page link=|page| format!("/admin/audit_events?page={page}")/>
     }
     .into_any()
 }

@@ -108,3 +108,15 @@ pub fn NotFound() -> impl IntoView {
         </main>
     }
 }
+
+/// "Prev", the page number and "Next" under a paged list; `link` gives a page's address.
+#[component]
+pub fn Pagination(page: i64, has_next_page: bool, link: impl Fn(i64) -> String + 'static) -> impl IntoView {
+    view! {
+        <nav class="pagination" aria-label="Pagination">
+            {(page > 1).then(|| view! { <a class="btn" href=link(page - 1)>"Prev"</a> })}
+            <span class="page-number">{format!("Page {page}")}</span>
+            {has_next_page.then(|| view! { <a class="btn" href=link(page + 1)>"Next"</a> })}
+        </nav>
+    }
+}

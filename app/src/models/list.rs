@@ -168,11 +168,7 @@ fn ModelsTable(
                     .collect_view()}
             </tbody>
         </table>
-        <nav class="pagination" aria-label="Pagination">
-            {(page > 1).then(|| view! { <a class="btn" href=page_link(page - 1)>"Prev"</a> })}
-            <span class="page-number">{format!("Page {page}")}</span>
-            {has_next_page.then(|| view! { <a class="btn" href=page_link(page + 1)>"Next"</a> })}
-        </nav>
+        <crate::layout::Pagination page has_next_page link=page_link/>
     }
     .into_any()
 }
