@@ -289,14 +289,14 @@ pub mod ssr {
         let beta = beta_enabled(&mut *tx).await?;
         let feature = configurable(&state.catalog, &feature_key, beta)?;
         let assignment = parse_choice(&mut tx, &state.catalog, feature, &choice, beta).await?;
-        save_assignment(&mut tx, &user, feature, &assignment).await?;
+        save_assignment(&mut tx, &Actor::signed_in(&user).await, feature, &assignment).await?;
         tx.commit().await?;
         let section = state.catalog.section(&feature.section).map(|s| s.title.as_str()).unwrap_or_default();
         Ok(format!("Successfully updated {section} / {}", feature.title))
     }
 
     pub async fn apply_to_all(feature_key: String) -> Result<String, AppError> {
-        let user = require_admin().await?;
+        let actor = Actor::signed_in(&require_admin().await?).await;
         let state = expect_context::<AppState>();
         let catalog = &state.catalog;
         let mut tx = state.pool.begin().await?;
@@ -328,7 +328,7 @@ pub mod ssr {
             if !feature.accepts(&family) {
                 return Err(AppError::Conflict(incompatible_message(&family, feature)).respond());
             }
-            save_assignment(&mut tx, &user, feature, &assignment).await?;
+            save_assignment(&mut tx, &actor, feature, &assignment).await?;
         }
         tx.commit().await?;
         Ok(format!("Successfully updated all {section} features"))
@@ -373,7 +373,7 @@ pub mod ssr {
 
     async fn save_assignment(
         tx: &mut sqlx::PgConnection,
-        user: &crate::auth::CurrentUser,
+        actor: &Actor,
         feature: &Feature,
         assignment: &Assignment,
     ) -> Result<(), AppError> {
@@ -404,7 +404,7 @@ pub mod ssr {
         .await?;
         record(
             &mut *tx,
-            &Actor::signed_in(user).await,
+            actor,
             NewAuditEvent {
                 action: "feature_setting_updated",
                 target_type: "AiFeatureSetting",

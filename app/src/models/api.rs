@@ -217,6 +217,17 @@ pub mod ssr {
         }))
     }
 
+    /// Locks a model's row for the rest of the transaction and reads it; `NotFound` if it is gone.
+    async fn lock_model(tx: &mut sqlx::PgConnection, id: i64) -> Result<StoredModel, AppError> {
+        let locked = sqlx::query_scalar!("SELECT id FROM self_hosted_models WHERE id = $1 FOR UPDATE", id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match locked {
+            Some(_) => stored_model(&mut *tx, id).await?.ok_or(AppError::NotFound),
+            None => Err(AppError::NotFound.respond()),
+        }
+    }
+
     /// The audit trail's view of a model: everything but the key, which appears as its
     /// fingerprint.
     fn audit_view(model: &StoredModel) -> serde_json::Value {
@@ -244,18 +255,7 @@ pub mod ssr {
         let state = state();
         let mut tx = state.pool.begin().await?;
         let before = match id {
-            Some(id) => Some(
-                sqlx::query!("SELECT id FROM self_hosted_models WHERE id = $1 FOR UPDATE", id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|_| ())
-                    .ok_or_else(|| AppError::NotFound.respond())
-                    .map(|_| id)?,
-            ),
-            None => None,
-        };
-        let before = match before {
-            Some(id) => stored_model(&mut *tx, id).await?,
+            Some(id) => Some(lock_model(&mut tx, id).await?),
             None => None,
         };
 
@@ -399,12 +399,7 @@ pub mod ssr {
         let mut tx = state.pool.begin().await?;
         // Locking the row makes "in use?" and "delete" one step for concurrent requests; the
         // foreign key refuses the delete anyway if a feature slips in between.
-        let locked = sqlx::query_scalar!("SELECT id FROM self_hosted_models WHERE id = $1 FOR UPDATE", id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (Some(_), Some(model)) = (locked, stored_model(&mut *tx, id).await?) else {
-            return Err(AppError::NotFound.respond());
-        };
+        let model = lock_model(&mut tx, id).await?;
         let used_by = sqlx::query_scalar!(
             "SELECT feature FROM feature_settings WHERE self_hosted_model_id = $1 ORDER BY feature",
             id
