@@ -11,7 +11,11 @@ target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-$target_dir/site}
 
 scripts/setup.sh --with-browser
+# The gates: formatting, then lints as errors over both halves of the code, the server build
+# (ssr, tests included) and the browser build (hydrate).
 cargo fmt --all -- --check
+cargo clippy -p app -p server -p tests --all-targets -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 scripts/build-site.sh
 # Not --workspace: that would build `app` with both its ssr and hydrate features at once.
 packages=(-p app -p server -p tests)

@@ -6,6 +6,7 @@
 //! something (every non-GET) is refused to them here, before it reaches a handler.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use app::audit::ssr::{Actor, NewAuditEvent, record};
 use app::auth::CurrentUser;
@@ -16,11 +17,12 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::{Extension, Form, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
+use crate::throttle::SignInThrottle;
 use crate::users;
 
 /// What the session remembers about who signed in.
@@ -168,11 +170,47 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 pub async fn sign_in(
     State(state): State<AppState>,
+    Extension(throttle): Extension<Arc<SignInThrottle>>,
     session: Session,
     ClientIp(ip): ClientIp,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, Response> {
     let login = form.login.trim().chars().take(255).collect::<String>();
+    let redirect_to = safe_redirect(&form.redirect_to);
+    let back_to_form = |error: &str| {
+        let mut target = format!("{SIGN_IN_PATH}?error={error}&login={}", urlencode(&login));
+        if let Some(redirect_to) = redirect_to {
+            target.push_str(&format!("&redirect_to={}", urlencode(redirect_to)));
+        }
+        Redirect::to(&target).into_response()
+    };
+    let actor = Actor { id: None, name: login.clone(), ip_address: ip.clone() };
+
+    // Refused before the password is looked at, and the same for a login that does not exist.
+    let attempt = match throttle.begin(&login, ip.as_deref()) {
+        Ok(attempt) => attempt,
+        Err(locked) => {
+            let minutes = locked.retry_after.as_secs().div_ceil(60).max(1);
+            tracing::warn!(login = %login, client = ?ip, "sign-in refused: too many failed attempts");
+            let event = NewAuditEvent {
+                action: "user_sign_in_locked",
+                target_type: "User",
+                target_id: None,
+                target_name: Some(&login),
+                message: format!(
+                    "Sign-in refused after too many failed attempts; allowed again in {minutes} min"
+                ),
+                before: None,
+                after: None,
+            };
+            record(&state.pool, &actor, event)
+                .await
+                .map_err(|error| error_response(SIGN_IN_PATH, error.into()))?;
+            return Ok(back_to_form("locked"));
+        }
+    };
+    tokio::time::sleep(attempt.delay).await;
+
     let stored = users::find_by_login(&state.pool, &login)
         .await
         .map_err(|error| error_response(SIGN_IN_PATH, error.into()))?;
@@ -182,10 +220,8 @@ pub async fn sign_in(
     let password = form.password;
     let password_ok =
         tokio::task::spawn_blocking(move || users::verify_password(&password, &hash)).await.unwrap_or(false);
-    let redirect_to = safe_redirect(&form.redirect_to);
 
     let Some(user) = stored.filter(|_| password_ok).map(|stored| stored.user) else {
-        let actor = Actor { id: None, name: login.clone(), ip_address: ip.clone() };
         let event = NewAuditEvent {
             action: "user_sign_in_failed",
             target_type: "User",
@@ -198,12 +234,9 @@ pub async fn sign_in(
         record(&state.pool, &actor, event)
             .await
             .map_err(|error| error_response(SIGN_IN_PATH, error.into()))?;
-        let mut target = format!("{SIGN_IN_PATH}?error=invalid&login={}", urlencode(&login));
-        if let Some(redirect_to) = redirect_to {
-            target.push_str(&format!("&redirect_to={}", urlencode(redirect_to)));
-        }
-        return Ok(Redirect::to(&target).into_response());
+        return Ok(back_to_form("invalid"));
     };
+    throttle.succeeded(attempt);
 
     // A fresh session id at sign-in, so an id planted before sign-in is worth nothing after it.
     let signed_in = SignedIn { user_id: user.id.0, at: Utc::now() };

@@ -68,6 +68,25 @@ pub struct Config {
     #[arg(long, env = "MODEL_IDLE_TIMEOUT_SECONDS", default_value_t = 30, global = true)]
     pub model_idle_timeout_seconds: u64,
 
+    /// Failed sign-ins for one login, within SIGN_IN_LOCK_MINUTES, before that login is refused
+    /// for a while. After the second failure, each further attempt is also held back (1 s more each time, 5 s at most).
+    #[arg(long, env = "SIGN_IN_MAX_FAILURES", default_value_t = 5, global = true)]
+    pub sign_in_max_failures: usize,
+
+    /// Failed sign-ins from one client address, within SIGN_IN_LOCK_MINUTES, before that address
+    /// is refused for a while. Behind a reverse proxy every client shares the proxy's address.
+    #[arg(long, env = "SIGN_IN_MAX_FAILURES_PER_CLIENT", default_value_t = 20, global = true)]
+    pub sign_in_max_failures_per_client: usize,
+
+    /// Minutes a failed sign-in counts against its login and client; a refusal lasts at most this long.
+    #[arg(long, env = "SIGN_IN_LOCK_MINUTES", default_value_t = 10, global = true)]
+    pub sign_in_lock_minutes: u64,
+
+    /// Seconds a shutdown waits for streaming model replies to finish before cutting them short
+    /// with a message.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20, global = true)]
+    pub shutdown_grace_seconds: u64,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -7,6 +7,7 @@ pub mod database;
 pub mod health;
 pub mod keys;
 pub mod postgres;
+pub mod throttle;
 pub mod users;
 
 use std::path::Path;
@@ -17,13 +18,14 @@ use app::chat::client::ModelClients;
 use app::models::secrets::MasterKeys;
 use app::state::AppState;
 use app::{App, OUTPUT_NAME, shell};
-use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
-use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
+use leptos::nonce::use_nonce;
+use leptos::prelude::{provide_context, use_context};
+use leptos_axum::{LeptosRoutes, ResponseOptions, generate_route_list, handle_server_fns_with_context};
 use sqlx::PgPool;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::{ServeDir, ServeFile};
@@ -35,6 +37,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::PostgresStore;
 
 pub use config::Config;
+use throttle::{SignInThrottle, ThrottlePolicy};
 
 pub const SESSION_COOKIE: &str = "duo_admin_session";
 /// The largest request body accepted.
@@ -47,6 +50,7 @@ pub struct RouterSettings {
     pub listen: std::net::SocketAddr,
     pub secure_cookies: bool,
     pub session_idle_minutes: i64,
+    pub sign_in_throttle: ThrottlePolicy,
 }
 
 impl From<&Config> for RouterSettings {
@@ -56,6 +60,11 @@ impl From<&Config> for RouterSettings {
             listen: config.listen,
             secure_cookies: config.secure_cookies,
             session_idle_minutes: config.session_idle_minutes,
+            sign_in_throttle: ThrottlePolicy::new(
+                config.sign_in_max_failures,
+                config.sign_in_max_failures_per_client,
+                std::time::Duration::from_secs(config.sign_in_lock_minutes.max(1) * 60),
+            ),
         }
     }
 }
@@ -69,8 +78,9 @@ pub struct Services {
     pub prompts: Arc<app::chat::prompts::Prompts>,
 }
 
-/// GitLab's older addresses of the model pages, answered with 301 as GitLab does.
-const MOVED: &[(&str, &str)] = &[
+/// GitLab's older addresses of the model pages, answered with 301 as GitLab does, signed in
+/// or not: they reveal nothing but where the page moved.
+pub const MOVED: &[(&str, &str)] = &[
     ("/admin/ai/duo_self_hosted", "/admin/gitlab_duo/self_hosted"),
     ("/admin/ai/duo_self_hosted/new", "/admin/gitlab_duo/self_hosted/models/new"),
     ("/admin/ai/duo_self_hosted/features", "/admin/gitlab_duo/self_hosted/features"),
@@ -97,7 +107,15 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
 
     let context = {
         let state = state.clone();
-        move || provide_context(state.clone())
+        move || {
+            provide_context(state.clone());
+            // Pages get a policy naming their own nonce (Leptos puts it on its inline scripts).
+            if let (Some(nonce), Some(response)) = (use_nonce(), use_context::<ResponseOptions>())
+                && let Ok(policy) = HeaderValue::from_str(&page_policy(&nonce))
+            {
+                response.insert_header(header::CONTENT_SECURITY_POLICY, policy);
+            }
+        }
     };
     let server_fns = {
         let context = context.clone();
@@ -120,6 +138,7 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         .route("/", get(|| async { Redirect::to(auth::DEFAULT_LANDING) }))
         .route(auth::SIGN_IN_PATH, post(auth::sign_in))
         .route(auth::SIGN_OUT_PATH, post(auth::sign_out))
+        .layer(Extension(Arc::new(SignInThrottle::new(settings.sign_in_throttle.clone()))))
         .route("/api/{*server_fn}", get(server_fns.clone()).post(server_fns))
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), {
             let options = state.leptos_options.clone();
@@ -146,11 +165,110 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
             HeaderValue::from_static("same-origin"),
         ))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        // Only framing is restricted for now: a full policy needs nonces on Leptos's inline scripts.
+        // Everything that is not a Leptos page (redirects, JSON, files, error pages) runs no script.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("frame-ancestors 'none'; base-uri 'self'; form-action 'self'"),
+            HeaderValue::from_static(NO_SCRIPT_POLICY),
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The Content-Security-Policy of a page: scripts only from this site or inline with this
+/// page's nonce, WebAssembly allowed (the hydration bundle), nothing framed or framing.
+pub fn page_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+pub const NO_SCRIPT_POLICY: &str = "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'self'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// Who may reach a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not.
+    Public,
+    /// Signed-in users; changes (every non-GET) by admins only.
+    SignedIn,
+}
+
+/// One route the console answers. Paths keep their parameters (`{id}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: String,
+    pub access: Access,
+}
+
+/// Every route the router serves, taken from the same sources the router is built from: the
+/// Leptos page routes, the registry of server functions, and the router's own routes. A page or
+/// server function added later appears here by itself, so the guard tests cover it unedited.
+pub fn route_inventory() -> Vec<RouteInfo> {
+    let mut routes = vec![
+        (Method::GET, "/".to_owned()),
+        (Method::POST, auth::SIGN_IN_PATH.to_owned()),
+        (Method::POST, auth::SIGN_OUT_PATH.to_owned()),
+    ];
+    routes.extend(auth::PUBLIC_PATHS.iter().map(|path| (Method::GET, (*path).to_owned())));
+    routes.extend(MOVED.iter().map(|(old, _)| (Method::GET, (*old).to_owned())));
+    for listing in generate_route_list(App) {
+        for method in listing.methods() {
+            let method = match method {
+                leptos_router::Method::Get => Method::GET,
+                leptos_router::Method::Post => Method::POST,
+                leptos_router::Method::Put => Method::PUT,
+                leptos_router::Method::Delete => Method::DELETE,
+                leptos_router::Method::Patch => Method::PATCH,
+            };
+            routes.push((method, listing.path().to_owned()));
+        }
+    }
+    routes.extend(leptos::server_fn::axum::server_fn_paths().map(|(path, method)| (method, path.to_owned())));
+
+    let mut routes: Vec<RouteInfo> = routes
+        .into_iter()
+        .map(|(method, path)| {
+            let public = auth::is_public(&path) || MOVED.iter().any(|(old, _)| *old == path);
+            RouteInfo { method, path, access: if public { Access::Public } else { Access::SignedIn } }
+        })
+        .collect();
+    routes.sort_by(|a, b| (&a.path, a.method.as_str()).cmp(&(&b.path, b.method.as_str())));
+    routes.dedup();
+    routes
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves. Then no new connection is taken, the
+/// requests in flight finish, and streaming model replies get `grace` to end on their own before
+/// they are cut short with a message.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    model_clients: Arc<ModelClients>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Streamed replies go out piece by piece, not held back to fill a packet.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
+    let draining = async move {
+        shutdown.await;
+        tracing::info!(
+            grace_seconds = grace.as_secs_f64(),
+            "shutting down: finishing the requests in flight"
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            tracing::info!("grace period over: cutting streaming replies short");
+            model_clients.cut_replies_short();
+        });
+    };
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(draining)
+        .await
 }

@@ -9,7 +9,6 @@ use app::auth::Role;
 use app::catalog::Catalog;
 use app::chat::client::ModelClients;
 use app::chat::prompts::Prompts;
-use axum::serve::ListenerExt;
 use clap::Parser;
 use server::config::{Cli, Command, Config, DatabaseCommand, LogFormat, UsersCommand};
 use server::postgres::PrivateCluster;
@@ -64,13 +63,9 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             .continuously_delete_expired(tokio::time::Duration::from_secs(600)),
     );
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("could not listen on {} (set LEPTOS_SITE_ADDR or --listen)", config.listen))?
-        // Streamed replies go out piece by piece, not held back to fill a packet.
-        .tap_io(|stream| {
-            let _ = stream.set_nodelay(true);
-        });
+    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!("could not listen on {} (set LEPTOS_SITE_ADDR or --listen)", config.listen)
+    })?;
     if !config.site_root.join("pkg").exists() {
         tracing::warn!(
             site_root = %config.site_root.display(),
@@ -80,11 +75,16 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     tracing::info!("serving the console at http://{}", config.listen);
     let idle_limit = std::time::Duration::from_secs(config.model_idle_timeout_seconds.max(1));
     let model_clients = Arc::new(ModelClients::from_environment(idle_limit).await);
-    let services = Services { pool: database.pool.clone(), catalog, master_keys, model_clients, prompts };
+    let services = Services {
+        pool: database.pool.clone(),
+        catalog,
+        master_keys,
+        model_clients: model_clients.clone(),
+        prompts,
+    };
     let app = server::router(services, &RouterSettings::from(config));
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
+    let served = server::serve(listener, app, model_clients, shutdown_signal(), grace).await;
 
     expired_sessions.abort();
     database.pool.close().await;
@@ -102,7 +102,6 @@ async fn shutdown_signal() {
         _ = interrupt => {},
         _ = terminate.recv() => {},
     }
-    tracing::info!("shutting down: finishing the requests in flight");
 }
 
 async fn manage_users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {

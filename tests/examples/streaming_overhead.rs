@@ -1,13 +1,13 @@
 //! Benchmark: how long the console's streaming path adds between a model's first text event
 //! and the first byte of it reaching the browser. A local Bedrock-compatible fake sends the
 //! first delta and notes the instant; the client (standing in for the browser) notes when the
-//! first text line arrives through the real router, auth, server function and stream.
+//! first text line arrives through the real router, auth, server function and stream. Then
+//! rounds of 200 chats at once, with their throughput and the process's memory.
 //!
 //! Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run -p tests --example streaming_overhead
 //! (it creates and drops a scratch database on that server).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -18,6 +18,15 @@ use futures::StreamExt;
 use sqlx::{Connection, Executor, PgConnection};
 
 const ROUNDS: usize = 200;
+const CONCURRENT: usize = 200;
+const CONCURRENT_ROUNDS: usize = 5;
+
+/// A figure from /proc/self/status, in KiB: VmRSS (resident now) or VmHWM (peak resident).
+fn memory_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|line| line.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
 
 #[tokio::main]
 async fn main() {
@@ -79,6 +88,34 @@ async fn main() {
         "streaming overhead, model's first text event -> first text byte at the client, {ROUNDS} rounds:"
     );
     println!("  median {:.3} ms   p95 {:.3} ms   max {:.3} ms", ms(at(0.5)), ms(at(0.95)), ms(at(1.0)));
+
+    // Many at once: rounds of CONCURRENT chats, with the process's resident memory after each.
+    println!(
+        "{CONCURRENT} streaming chats at once, {CONCURRENT_ROUNDS} rounds (server, fake model and clients in one process):"
+    );
+    println!("  before: resident {} MiB", memory_kib("VmRSS") / 1024);
+    for round in 1..=CONCURRENT_ROUNDS {
+        let started = Instant::now();
+        let chats = (0..CONCURRENT).map(|_| {
+            let request = app
+                .client
+                .post(app.url("/api/chat_with_self_hosted_model"))
+                .form(&[("model_id", id.to_string()), ("messages", messages.clone())]);
+            async move {
+                let text = request.send().await.unwrap().text().await.unwrap();
+                assert!(text.contains("today?"), "a whole reply: {text}");
+            }
+        });
+        futures::future::join_all(chats).await;
+        let elapsed = started.elapsed();
+        println!(
+            "  round {round}: {:.0} ms, {:.0} chats/s, resident {} MiB (peak {} MiB)",
+            ms(elapsed),
+            CONCURRENT as f64 / elapsed.as_secs_f64(),
+            memory_kib("VmRSS") / 1024,
+            memory_kib("VmHWM") / 1024,
+        );
+    }
 
     pool.close().await;
     admin.execute("DROP DATABASE duo_admin_bench WITH (FORCE)").await.unwrap();

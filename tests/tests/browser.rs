@@ -69,12 +69,12 @@ impl Browser {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let outcome = tokio::spawn(scenario(self.page.clone())).await;
-        if outcome.is_err() {
-            if let Ok(png) = self.page.client.screenshot().await {
-                let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-failures");
-                let _ = std::fs::create_dir_all(&dir);
-                let _ = std::fs::write(dir.join(format!("{name}.png")), png);
-            }
+        if outcome.is_err()
+            && let Ok(png) = self.page.client.screenshot().await
+        {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-failures");
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(dir.join(format!("{name}.png")), png);
         }
         let _ = self.page.client.clone().close().await;
         let _ = self.driver.kill().await;

@@ -7,14 +7,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use app::auth::Role;
-use app::chat::api::ConnectionTest;
+use app::chat::ChatEvent;
 use app::chat::client::{MALFORMED, NO_ANSWER, NO_CREDENTIALS, SIGNATURE_REJECTED, STREAM_STALLED};
-use app::chat::{ChatEvent, ChatMessage, LineBuffer, Speaker};
 use common::fake_bedrock::FakeBedrock;
 use common::fake_openai::FakeOpenAi;
 use common::*;
-use futures::StreamExt;
-use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -23,79 +20,6 @@ async fn app_with_bedrock(pool: PgPool, bedrock: aws_sdk_bedrockruntime::Client)
     app.add_user("ada", Role::Admin).await;
     app.sign_in("ada", PASSWORD).await;
     app
-}
-
-fn bedrock_form(identifier: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("name", "Claude".into()),
-        ("platform", "bedrock".into()),
-        ("model_family", "claude_3".into()),
-        ("identifier", identifier.into()),
-    ]
-}
-
-fn api_form(endpoint: &str, identifier: &str, key: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("name", "Mixtral".into()),
-        ("platform", "api".into()),
-        ("model_family", "mixtral".into()),
-        ("endpoint", endpoint.into()),
-        ("identifier", identifier.into()),
-        ("api_key", key.into()),
-    ]
-}
-
-impl TestApp {
-    async fn test_connection(&self, form: &[(&str, String)]) -> ConnectionTest {
-        let response = self
-            .client
-            .post(self.url("/api/test_self_hosted_model_connection"))
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
-    }
-
-    async fn save_model(&self, form: &[(&str, String)]) -> i64 {
-        let response =
-            self.client.post(self.url("/api/save_self_hosted_model")).form(form).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
-        sqlx::query_scalar("SELECT max(id) FROM self_hosted_models").fetch_one(&self.pool).await.unwrap()
-    }
-
-    /// Says `text` to a saved model and collects the streamed events.
-    async fn chat(&self, model_id: i64, text: &str) -> Vec<ChatEvent> {
-        let messages =
-            serde_json::to_string(&[ChatMessage { speaker: Speaker::User, text: text.into() }]).unwrap();
-        let response = self
-            .client
-            .post(self.url("/api/chat_with_self_hosted_model"))
-            .form(&[("model_id", model_id.to_string()), ("messages", messages)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let mut lines = LineBuffer::default();
-        let mut events = Vec::new();
-        let mut body = response.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            events.extend(lines.push(std::str::from_utf8(&chunk.unwrap()).unwrap()));
-        }
-        events
-    }
-}
-
-fn reply_text(events: &[ChatEvent]) -> String {
-    events.iter().filter_map(|e| if let ChatEvent::Text(t) = e { Some(t.as_str()) } else { None }).collect()
-}
-
-fn failure(events: &[ChatEvent]) -> String {
-    match events.last() {
-        Some(ChatEvent::Failed(message)) => message.clone(),
-        other => panic!("expected a failure, got {other:?}"),
-    }
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -5,7 +5,6 @@ mod common;
 
 use app::auth::Role;
 use app::models::api::ModelsPage;
-use app::models::secrets::SealedKey;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -59,23 +58,6 @@ impl TestApp {
 
     async fn model_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM self_hosted_models").fetch_one(&self.pool).await.unwrap()
-    }
-
-    async fn sealed_key(&self, name: &str) -> Option<SealedKey> {
-        let row: (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, Option<String>) = sqlx::query_as(
-            "SELECT api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint
-             FROM self_hosted_models WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_one(&self.pool)
-        .await
-        .unwrap();
-        match row {
-            (Some(ciphertext), Some(nonce), Some(key_id), Some(fingerprint)) => {
-                Some(SealedKey { ciphertext, nonce, key_id, fingerprint })
-            }
-            _ => None,
-        }
     }
 
     async fn field_errors(response: reqwest::Response) -> Value {

@@ -331,3 +331,105 @@ async fn every_response_carries_the_security_headers_and_big_bodies_are_refused(
         .unwrap();
     assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+async fn audit_count(app: &TestApp, action: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = $1")
+        .bind(action)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn repeated_failures_lock_the_login_even_for_the_right_password(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    app.add_user("grace", Role::Admin).await;
+
+    for _ in 0..5 {
+        let response = app.sign_in("ada", "not the password").await;
+        assert_eq!(location(&response), "/users/sign_in?error=invalid&login=ada");
+    }
+    let locked = app.sign_in("ada", PASSWORD).await;
+
+    assert_eq!(location(&locked), "/users/sign_in?error=locked&login=ada");
+    assert!(session_cookie(&locked).is_none());
+    let page = app.get(&location(&locked)).await.text().await.unwrap();
+    assert!(page.contains("Too many failed sign-in attempts. Wait a few minutes, then try again."));
+    assert_eq!(audit_count(&app, "user_sign_in_failed").await, 5);
+    assert_eq!(audit_count(&app, "user_sign_in_locked").await, 1);
+    let (ip, message): (Option<String>, String) =
+        sqlx::query_as("SELECT ip_address, message FROM audit_events WHERE action = 'user_sign_in_locked'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    assert!(message.starts_with("Sign-in refused after too many failed attempts"), "{message}");
+    assert_eq!(location(&app.sign_in("grace", PASSWORD).await), "/admin", "other logins are not locked");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_unknown_login_locks_exactly_like_a_real_one(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+
+    let mut answers = Vec::new();
+    for login in ["ada", "nobody"] {
+        let mut locations = Vec::new();
+        for _ in 0..6 {
+            locations.push(location(&app.sign_in(login, "wrong").await).replace(login, "LOGIN"));
+        }
+        answers.push(locations);
+    }
+
+    assert_eq!(answers[0], answers[1], "nothing tells a real login from an unknown one");
+    assert_eq!(answers[0][5], "/users/sign_in?error=locked&login=LOGIN");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn failures_slow_down_the_next_attempts(pool: PgPool) {
+    let step = std::time::Duration::from_millis(300);
+    let throttle = server::throttle::ThrottlePolicy { delay_step: step, ..settings().sign_in_throttle };
+    let app = spawn_app_with(pool, server::RouterSettings { sign_in_throttle: throttle, ..settings() }).await;
+
+    for _ in 0..3 {
+        app.sign_in("ada", "wrong").await;
+    }
+    let fourth = std::time::Instant::now();
+    app.sign_in("ada", "wrong").await;
+    let fifth = std::time::Instant::now();
+    app.sign_in("ada", "wrong").await;
+
+    // Two failures are free; each one after them holds the next attempt back one step more.
+    assert!(fifth - fourth >= step, "the fourth attempt waited only {:?}", fifth - fourth);
+    assert!(fifth.elapsed() >= step * 2, "the fifth attempt waited only {:?}", fifth.elapsed());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn one_client_guessing_many_logins_is_locked_out(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+
+    for n in 0..20 {
+        app.sign_in(&format!("user{n}"), "wrong").await;
+    }
+
+    let locked = app.sign_in("ada", PASSWORD).await;
+    assert_eq!(location(&locked), "/users/sign_in?error=locked&login=ada");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+
+    let guesses = (0..30).map(|n| app.sign_in("ada", if n == 29 { PASSWORD } else { "wrong" }));
+    let answers = futures::future::join_all(guesses).await;
+
+    let checked = answers.iter().filter(|r| !location(r).contains("error=locked")).count();
+    assert!(checked <= 5, "{checked} guesses reached the password check");
+    assert_eq!(
+        audit_count(&app, "user_sign_in_failed").await + audit_count(&app, "user_signed_in").await,
+        checked as i64
+    );
+}

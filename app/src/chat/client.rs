@@ -5,6 +5,7 @@
 //! a stream that stalls. Failures come back as sentences an admin can act on, never as
 //! "service error" and never with a secret in them.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -22,6 +23,8 @@ pub const NO_CREDENTIALS: &str = "No AWS credentials were found. Set AWS_ACCESS_
 pub const SIGNATURE_REJECTED: &str = "Amazon Bedrock rejected the request's signature. Check AWS_SECRET_ACCESS_KEY, and that this machine's clock is right.";
 pub const STREAM_STALLED: &str = "The model stopped sending its reply partway through (no data within the idle limit). Check the model server's load and logs, then try again.";
 pub const NO_ANSWER: &str = "The model server accepted the connection but did not answer within the idle limit. Check that the model is loaded and not overloaded.";
+pub const SHUTTING_DOWN: &str =
+    "The console is shutting down, so this reply was cut short. Send your message again in a moment.";
 pub const MALFORMED: &str = "The model server sent a response that could not be read. Check that the endpoint serves the OpenAI-compatible (or Bedrock) API.";
 
 /// The clients, built once at start and shared.
@@ -31,6 +34,9 @@ pub struct ModelClients {
     pub http: reqwest::Client,
     /// The longest wait between two pieces of a reply.
     pub idle_limit: Duration,
+    /// Turns true when a shutdown's grace period is over: every reply still streaming ends
+    /// with `SHUTTING_DOWN`, so the server can finish closing its connections.
+    cut_short: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl ModelClients {
@@ -53,7 +59,13 @@ impl ModelClients {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        ModelClients { bedrock, http, idle_limit }
+        let cut_short = Arc::new(tokio::sync::watch::Sender::new(false));
+        ModelClients { bedrock, http, idle_limit, cut_short }
+    }
+
+    /// Ends every reply in flight (and any started from now on) with `SHUTTING_DOWN`.
+    pub fn cut_replies_short(&self) {
+        self.cut_short.send_replace(true);
     }
 }
 
@@ -112,12 +124,16 @@ pub fn stream_reply(
                 }
             }
         };
-        let outcome = match tokio::time::timeout(total, work).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(format!(
-                "The model did not finish within the AI Gateway request timeout ({} seconds). Raise it on the Configuration page, or check the model server's load.",
-                total.as_secs()
-            )),
+        let mut cut_short = clients.cut_short.subscribe();
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(total, work) => match outcome {
+                Ok(outcome) => outcome,
+                Err(_) => Err(format!(
+                    "The model did not finish within the AI Gateway request timeout ({} seconds). Raise it on the Configuration page, or check the model server's load.",
+                    total.as_secs()
+                )),
+            },
+            _ = cut_short.wait_for(|cut| *cut) => Err(SHUTTING_DOWN.to_owned()),
         };
         figures.total_ms = started.elapsed().as_millis() as u64;
         let last = match outcome {

@@ -1,6 +1,10 @@
 //! The server functions of the self-hosted models screens. Each checks who is asking, parses
 //! its input with the domain types (the server is the truth), and writes inside one transaction
 //! together with its audit event.
+// The form's fields are this module's server-function arguments: one per field, so a plain
+// HTML form post (JavaScript off) maps onto them. The macro's browser-side copy of such a
+// function cannot carry an attribute, hence the module-wide allowance.
+#![allow(clippy::too_many_arguments)]
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
@@ -72,7 +76,6 @@ pub async fn load_model_form(id: Option<i64>) -> Result<ModelFormData, AppError>
 }
 
 /// Adds (no `id`) or updates a model. On success the browser is sent back to the list.
-#[allow(clippy::too_many_arguments)]
 #[server(endpoint = "save_self_hosted_model")]
 pub async fn save_model(
     id: Option<i64>,
@@ -187,10 +190,10 @@ pub mod ssr {
         };
         let mut families = state.catalog.selectable_families(beta_enabled);
         // A stored model of a beta family stays editable while beta is off.
-        if let Some(family) = model.as_ref().and_then(|m| state.catalog.family(&m.model_family)) {
-            if !families.contains(family) {
-                families.push(family.clone());
-            }
+        if let Some(family) = model.as_ref().and_then(|m| state.catalog.family(&m.model_family))
+            && !families.contains(family)
+        {
+            families.push(family.clone());
         }
         Ok(ModelFormData { families, beta_enabled, model })
     }

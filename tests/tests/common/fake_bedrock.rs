@@ -120,6 +120,18 @@ async fn converse_stream(
             ]),
             false,
         ),
+        s if s.contains("slow-reply") => {
+            // The usual reply, one frame every SLOW_REPLY_GAP: about a second and a half in all.
+            let frames = reply_frames().into_iter().map(Bytes::from).collect::<Vec<_>>();
+            let chunks = futures::stream::iter(frames).then(|frame| async move {
+                tokio::time::sleep(SLOW_REPLY_GAP).await;
+                Ok::<Bytes, Infallible>(frame)
+            });
+            Response::builder()
+                .header("content-type", "application/vnd.amazon.eventstream")
+                .body(Body::from_stream(chunks))
+                .expect("a response")
+        }
         s if s.contains("benchmark") => {
             // No pacing between chunks; note when the first delta has been sent in full.
             let start = event("messageStart", json!({"role": "assistant"}));
@@ -144,18 +156,23 @@ async fn converse_stream(
                 .body(Body::from_stream(chunks))
                 .expect("a response")
         }
-        _ => {
-            let mut frames = vec![event("messageStart", json!({"role": "assistant"}))];
-            frames.extend(REPLY.iter().map(|piece| delta(piece)));
-            frames.push(event("contentBlockStop", json!({"contentBlockIndex": 0})));
-            frames.push(event("messageStop", json!({"stopReason": "end_turn"})));
-            frames.push(event(
-                "metadata",
-                json!({"usage": {"inputTokens": 8, "outputTokens": 12, "totalTokens": 20}, "metrics": {"latencyMs": 321}}),
-            ));
-            stream_response(split(&frames), false)
-        }
+        _ => stream_response(split(&reply_frames()), false),
     }
+}
+
+pub const SLOW_REPLY_GAP: Duration = Duration::from_millis(200);
+
+/// A whole successful reply: REPLY in pieces, the stop, and the usage figures.
+fn reply_frames() -> Vec<Vec<u8>> {
+    let mut frames = vec![event("messageStart", json!({"role": "assistant"}))];
+    frames.extend(REPLY.iter().map(|piece| delta(piece)));
+    frames.push(event("contentBlockStop", json!({"contentBlockIndex": 0})));
+    frames.push(event("messageStop", json!({"stopReason": "end_turn"})));
+    frames.push(event(
+        "metadata",
+        json!({"usage": {"inputTokens": 8, "outputTokens": 12, "totalTokens": 20}, "metrics": {"latencyMs": 321}}),
+    ));
+    frames
 }
 
 /// Bedrock's error shape: status, `x-amzn-ErrorType`, a JSON message.

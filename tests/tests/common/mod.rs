@@ -2,7 +2,6 @@
 //! `#[sqlx::test]`), and helpers that read like what a person does.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,8 +10,13 @@ use app::auth::Role;
 pub mod fake_bedrock;
 pub mod fake_openai;
 
+use app::chat::api::ConnectionTest;
+use app::chat::{ChatEvent, ChatMessage, LineBuffer, Speaker};
+use futures::StreamExt;
+use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use server::RouterSettings;
+use server::throttle::ThrottlePolicy;
 use sqlx::PgPool;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -22,6 +26,10 @@ pub struct TestApp {
     pub pool: PgPool,
     /// Keeps cookies, follows no redirects: each test sees exactly what the server answered.
     pub client: reqwest::Client,
+    /// Starts the server's graceful shutdown, as SIGTERM does in main.rs.
+    pub shutdown: Arc<tokio::sync::Notify>,
+    /// The server; ends when a shutdown has finished.
+    pub served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 pub fn settings() -> RouterSettings {
@@ -30,6 +38,11 @@ pub fn settings() -> RouterSettings {
         listen: "127.0.0.1:0".parse().expect("a valid address"),
         secure_cookies: false,
         session_idle_minutes: 120,
+        // The real limits, with a delay short enough for tests that fail on purpose.
+        sign_in_throttle: ThrottlePolicy {
+            delay_step: std::time::Duration::from_millis(20),
+            ..ThrottlePolicy::new(5, 20, std::time::Duration::from_secs(600))
+        },
     }
 }
 
@@ -88,27 +101,38 @@ pub async fn spawn_app_with_clients(
     settings: RouterSettings,
     clients: app::chat::client::ModelClients,
 ) -> TestApp {
+    spawn_app_with_grace(pool, settings, clients, std::time::Duration::from_secs(5)).await
+}
+
+/// The app as main.rs serves it, with `grace` for streaming replies at shutdown.
+pub async fn spawn_app_with_grace(
+    pool: PgPool,
+    settings: RouterSettings,
+    clients: app::chat::client::ModelClients,
+    grace: std::time::Duration,
+) -> TestApp {
     let catalog = app::catalog::Catalog::load().expect("the catalog loads");
+    let model_clients = Arc::new(clients);
     let services = server::Services {
         pool: pool.clone(),
         prompts: Arc::new(app::chat::prompts::Prompts::load(&catalog).expect("the prompts load")),
         catalog: Arc::new(catalog),
         master_keys: Arc::new(test_master_keys()),
-        model_clients: Arc::new(clients),
+        model_clients: model_clients.clone(),
     };
     let router = server::router(services, &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let address = format!("http://{}", listener.local_addr().expect("a bound address"));
-    // As in main.rs: streamed replies go out piece by piece.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .expect("the test server runs");
-    });
-    TestApp { address, pool, client: new_client() }
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let stop = shutdown.clone();
+    let served = tokio::spawn(server::serve(
+        listener,
+        router,
+        model_clients,
+        async move { stop.notified().await },
+        grace,
+    ));
+    TestApp { address, pool, client: new_client(), shutdown, served }
 }
 
 /// The tests' fixed master key, so a test can open what the server sealed.
@@ -178,4 +202,100 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
         .filter_map(|value| value.to_str().ok())
         .find(|value| value.starts_with(server::SESSION_COOKIE))
         .map(|value| value.split(';').next().unwrap_or_default().to_owned())
+}
+
+pub fn bedrock_form(identifier: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", "Claude".into()),
+        ("platform", "bedrock".into()),
+        ("model_family", "claude_3".into()),
+        ("identifier", identifier.into()),
+    ]
+}
+
+pub fn api_form(endpoint: &str, identifier: &str, key: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", "Mixtral".into()),
+        ("platform", "api".into()),
+        ("model_family", "mixtral".into()),
+        ("endpoint", endpoint.into()),
+        ("identifier", identifier.into()),
+        ("api_key", key.into()),
+    ]
+}
+
+impl TestApp {
+    pub async fn test_connection(&self, form: &[(&str, String)]) -> ConnectionTest {
+        let response = self
+            .client
+            .post(self.url("/api/test_self_hosted_model_connection"))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    pub async fn save_model(&self, form: &[(&str, String)]) -> i64 {
+        let response =
+            self.client.post(self.url("/api/save_self_hosted_model")).form(form).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+        sqlx::query_scalar("SELECT max(id) FROM self_hosted_models").fetch_one(&self.pool).await.unwrap()
+    }
+
+    /// Says `text` to a saved model and collects the streamed events.
+    pub async fn chat(&self, model_id: i64, text: &str) -> Vec<ChatEvent> {
+        let messages =
+            serde_json::to_string(&[ChatMessage { speaker: Speaker::User, text: text.into() }]).unwrap();
+        let response = self
+            .client
+            .post(self.url("/api/chat_with_self_hosted_model"))
+            .form(&[("model_id", model_id.to_string()), ("messages", messages)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut lines = LineBuffer::default();
+        let mut events = Vec::new();
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            events.extend(lines.push(std::str::from_utf8(&chunk.unwrap()).unwrap()));
+        }
+        events
+    }
+}
+
+pub fn reply_text(events: &[ChatEvent]) -> String {
+    events.iter().filter_map(|e| if let ChatEvent::Text(t) = e { Some(t.as_str()) } else { None }).collect()
+}
+
+pub fn failure(events: &[ChatEvent]) -> String {
+    match events.last() {
+        Some(ChatEvent::Failed(message)) => message.clone(),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// The sealed API key columns of a model, when it has a key.
+type SealedColumns = (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, Option<String>);
+
+impl TestApp {
+    /// The API key of the model named `name`, as stored: sealed, never in the clear.
+    pub async fn sealed_key(&self, name: &str) -> Option<app::models::secrets::SealedKey> {
+        let row: SealedColumns = sqlx::query_as(
+            "SELECT api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint
+             FROM self_hosted_models WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        match row {
+            (Some(ciphertext), Some(nonce), Some(key_id), Some(fingerprint)) => {
+                Some(app::models::secrets::SealedKey { ciphertext, nonce, key_id, fingerprint })
+            }
+            _ => None,
+        }
+    }
 }

@@ -1,0 +1,188 @@
+//! Faults the console must survive: its database going away and coming back, a shutdown while
+//! replies are streaming, and many streaming replies at once.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use app::auth::Role;
+use app::chat::client::SHUTTING_DOWN;
+use app::chat::{ChatEvent, ChatMessage, LineBuffer, Speaker};
+use common::fake_bedrock::FakeBedrock;
+use common::*;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use server::postgres::PrivateCluster;
+use sqlx::PgPool;
+
+const CLAUDE: &str = "bedrock/anthropic.claude-3-haiku-20240307-v1:0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_rides_out_a_database_restart_without_being_restarted() {
+    // A cluster of its own, so that stopping it disturbs no other test. A short path under
+    // /tmp, enterable by the postgres user that runs the cluster when the tests run as root.
+    let dir = std::path::PathBuf::from(format!("/tmp/duo-admin-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cluster_dir = dir.join("postgres");
+    let cluster = PrivateCluster::start(&cluster_dir).await.expect("the private cluster starts");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(5)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(cluster.connect_options())
+        .await
+        .unwrap();
+    server::database::MIGRATOR.run(&pool).await.unwrap();
+    let app = spawn_app(pool.clone()).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+    app.save_model(&bedrock_form(CLAUDE)).await;
+    let models_page = "/admin/gitlab_duo/self_hosted";
+    assert_eq!(app.get(models_page).await.status(), StatusCode::OK);
+
+    PrivateCluster::stop_dir(&cluster_dir).await.expect("the cluster stops");
+
+    let page = app.get(models_page).await;
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.text().await.unwrap().contains("The database is unavailable right now."));
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["status"], "unavailable");
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK, "the process itself is alive");
+    let mut during = bedrock_form(CLAUDE);
+    during[0].1 = "Saved during the outage".into();
+    let save = app.client.post(app.url("/api/save_self_hosted_model")).form(&during).send().await.unwrap();
+    assert_eq!(save.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let cluster = PrivateCluster::start(&cluster_dir).await.expect("the cluster starts again");
+    let mut ready = false;
+    for _ in 0..50 {
+        if app.get("/readyz").await.status() == StatusCode::OK {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ready, "/readyz recovers by itself");
+    let page = app.get(models_page).await;
+    assert_eq!(page.status(), StatusCode::OK, "the session survived too");
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM self_hosted_models").fetch_all(&pool).await.unwrap();
+    assert_eq!(names, ["Claude"], "nothing of the refused save was written");
+    let mut after = bedrock_form(CLAUDE);
+    after[0].1 = "Saved after the outage".into();
+    app.save_model(&after).await;
+
+    pool.close().await;
+    cluster.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts a chat with a model whose reply takes about a second and a half, and returns the
+/// response once its first piece of text has arrived.
+async fn start_slow_chat(app: &TestApp, model_id: i64) -> (reqwest::Response, LineBuffer, Vec<ChatEvent>) {
+    let messages =
+        serde_json::to_string(&[ChatMessage { speaker: Speaker::User, text: "Hello".into() }]).unwrap();
+    let mut response = app
+        .client
+        .post(app.url("/api/chat_with_self_hosted_model"))
+        .form(&[("model_id", model_id.to_string()), ("messages", messages)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut lines = LineBuffer::default();
+    let mut events = Vec::new();
+    while !events.iter().any(|e| matches!(e, ChatEvent::Text(_))) {
+        let chunk = response.chunk().await.unwrap().expect("the reply has begun");
+        events.extend(lines.push(std::str::from_utf8(&chunk).unwrap()));
+    }
+    (response, lines, events)
+}
+
+async fn rest_of(
+    mut response: reqwest::Response,
+    mut lines: LineBuffer,
+    mut events: Vec<ChatEvent>,
+) -> Vec<ChatEvent> {
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        events.extend(lines.push(std::str::from_utf8(&chunk).unwrap()));
+    }
+    events
+}
+
+async fn app_for_shutdown(pool: PgPool, grace: Duration) -> (TestApp, i64) {
+    let fake = FakeBedrock::start().await;
+    let clients = model_clients(bedrock_client(&fake.url, true));
+    let app = spawn_app_with_grace(pool, settings(), clients, grace).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+    let id = app.save_model(&bedrock_form("bedrock/slow-reply")).await;
+    (app, id)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_shutdown_lets_a_streaming_reply_finish_within_the_grace_period(pool: PgPool) {
+    let (app, id) = app_for_shutdown(pool, Duration::from_secs(10)).await;
+    let (response, lines, events) = start_slow_chat(&app, id).await;
+
+    app.shutdown.notify_one();
+    let events = rest_of(response, lines, events).await;
+
+    assert_eq!(reply_text(&events), "Hello! How can I help you today?");
+    assert!(matches!(events.last(), Some(ChatEvent::Done(_))), "{events:?}");
+    let health = app.url("/healthz");
+    let served = tokio::time::timeout(Duration::from_secs(10), app.served).await;
+    assert!(matches!(served, Ok(Ok(Ok(())))), "the server stops once the reply is done: {served:?}");
+    assert!(reqwest::get(health).await.is_err(), "and takes no new connection");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_reply_outlasting_the_grace_period_ends_with_a_clear_message(pool: PgPool) {
+    let (app, id) = app_for_shutdown(pool, Duration::from_millis(100)).await;
+    let (response, lines, events) = start_slow_chat(&app, id).await;
+
+    app.shutdown.notify_one();
+    let events = rest_of(response, lines, events).await;
+
+    assert_eq!(events.last(), Some(&ChatEvent::Failed(SHUTTING_DOWN.to_owned())), "{events:?}");
+    let served = tokio::time::timeout(Duration::from_secs(10), app.served).await;
+    assert!(matches!(served, Ok(Ok(Ok(())))), "{served:?}");
+    let last_test: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT last_test FROM self_hosted_models").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(last_test, None, "a reply cut short by a shutdown is not the model's failure");
+}
+
+/// The process's resident memory, in KiB.
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn two_hundred_streaming_chats_at_once_all_finish_and_memory_stays_bounded(pool: PgPool) {
+    let fake = FakeBedrock::start().await;
+    let app = spawn_app_with_clients(pool, settings(), model_clients(bedrock_client(&fake.url, true))).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+    let id = app.save_model(&bedrock_form(CLAUDE)).await;
+
+    let mut resident = Vec::new();
+    for _round in 0..3 {
+        let chats = (0..200).map(|_| app.chat(id, "Hello"));
+        let replies = futures::stream::iter(chats).buffer_unordered(200).collect::<Vec<_>>().await;
+        for events in &replies {
+            assert_eq!(reply_text(events), "Hello! How can I help you today?", "{events:?}");
+            assert!(matches!(events.last(), Some(ChatEvent::Done(_))), "{events:?}");
+        }
+        resident.push(resident_kib());
+    }
+
+    assert_eq!(fake.request_count(), 600);
+    // The first round grows the pools and caches to their working size; after it, more of the
+    // same work must not need more memory.
+    let growth = resident[2].saturating_sub(resident[0]);
+    assert!(growth < 32 * 1024, "resident memory grew by {growth} KiB over two more rounds: {resident:?}");
+}
