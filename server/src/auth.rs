@@ -191,7 +191,7 @@ pub async fn sign_in(
         Ok(attempt) => attempt,
         Err(locked) => {
             let minutes = locked.retry_after.as_secs().div_ceil(60).max(1);
-            tracing::warn!(login = %login, client = ?ip, "sign-in refused: too many failed attempts");
+            tracing::warn!(login = %login, client = ip.as_deref().unwrap_or("unknown"), "sign-in refused: too many failed attempts");
             let event = NewAuditEvent {
                 action: "user_sign_in_locked",
                 target_type: "User",
