@@ -138,6 +138,7 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         .route("/", get(|| async { Redirect::to(auth::DEFAULT_LANDING) }))
         .route(auth::SIGN_IN_PATH, post(auth::sign_in))
         .route(auth::SIGN_OUT_PATH, post(auth::sign_out))
+        // A layer covers only the routes above it: the throttle is for the sign-in form.
         .layer(Extension(Arc::new(SignInThrottle::new(settings.sign_in_throttle.clone()))))
         .route("/api/{*server_fn}", get(server_fns.clone()).post(server_fns))
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), {
@@ -184,6 +185,7 @@ pub fn page_policy(nonce: &str) -> String {
     )
 }
 
+/// The Content-Security-Policy of every other response: redirects, JSON, files, error pages.
 pub const NO_SCRIPT_POLICY: &str = "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'self'; \
      form-action 'self'; frame-ancestors 'none'";
 
@@ -208,6 +210,7 @@ pub struct RouteInfo {
 /// Leptos page routes, the registry of server functions, and the router's own routes. A page or
 /// server function added later appears here by itself, so the guard tests cover it unedited.
 pub fn route_inventory() -> Vec<RouteInfo> {
+    // The router's own routes, as `router()` adds them above.
     let mut routes = vec![
         (Method::GET, "/".to_owned()),
         (Method::POST, auth::SIGN_IN_PATH.to_owned()),
