@@ -227,7 +227,8 @@ pub mod ssr {
             reply,
             figures: Figures::default(),
         });
-        if let Some(id) = id {
+        // A test cut short by a shutdown says nothing about the model.
+        if let Some(id) = id.filter(|_| result.message != SHUTTING_DOWN) {
             record_last_test(&state.pool, id, result.ok, &result.message, &result.figures).await;
         }
         Ok(result)
