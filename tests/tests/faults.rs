@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use app::auth::Role;
 use app::chat::client::SHUTTING_DOWN;
-use app::chat::{ChatEvent, ChatMessage, LineBuffer, Speaker};
+use app::chat::{ChatEvent, LineBuffer};
 use common::fake_bedrock::FakeBedrock;
 use common::*;
 use futures::StreamExt;
@@ -82,16 +82,7 @@ async fn the_console_rides_out_a_database_restart_without_being_restarted() {
 /// Starts a chat with a model whose reply takes about a second and a half, and returns the
 /// response once its first piece of text has arrived.
 async fn start_slow_chat(app: &TestApp, model_id: i64) -> (reqwest::Response, LineBuffer, Vec<ChatEvent>) {
-    let messages =
-        serde_json::to_string(&[ChatMessage { speaker: Speaker::User, text: "Hello".into() }]).unwrap();
-    let mut response = app
-        .client
-        .post(app.url("/api/chat_with_self_hosted_model"))
-        .form(&[("model_id", model_id.to_string()), ("messages", messages)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let mut response = app.start_chat(model_id, "Hello").await;
     let mut lines = LineBuffer::default();
     let mut events = Vec::new();
     while !events.iter().any(|e| matches!(e, ChatEvent::Text(_))) {

@@ -108,9 +108,7 @@ async fn planted_secrets_appear_nowhere_but_as_ciphertext_in_their_own_column(po
     .unwrap();
     for (target, id) in [("api", api_model), ("bedrock", bedrock_model), ("denied", denied_model)] {
         for console in [&app, &other] {
-            let chat = vec![("model_id", id.to_string()), ("messages", hello.clone())];
-            let response = post(console, "/api/chat_with_self_hosted_model", chat).await.unwrap();
-            seen.record(&format!("chat {target}"), response).await;
+            seen.record(&format!("chat {target}"), console.start_chat(id, "Hello").await).await;
         }
     }
     let chat = vec![("feature", "duo_chat".to_owned()), ("messages", hello.clone())];

@@ -244,8 +244,8 @@ impl TestApp {
         sqlx::query_scalar("SELECT max(id) FROM self_hosted_models").fetch_one(&self.pool).await.unwrap()
     }
 
-    /// Says `text` to a saved model and collects the streamed events.
-    pub async fn chat(&self, model_id: i64, text: &str) -> Vec<ChatEvent> {
+    /// Says `text` to a saved model; the reply is still streaming when this returns.
+    pub async fn start_chat(&self, model_id: i64, text: &str) -> reqwest::Response {
         let messages =
             serde_json::to_string(&[ChatMessage { speaker: Speaker::User, text: text.into() }]).unwrap();
         let response = self
@@ -256,9 +256,14 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+        response
+    }
+
+    /// Says `text` to a saved model and collects the streamed events.
+    pub async fn chat(&self, model_id: i64, text: &str) -> Vec<ChatEvent> {
         let mut lines = LineBuffer::default();
         let mut events = Vec::new();
-        let mut body = response.bytes_stream();
+        let mut body = self.start_chat(model_id, text).await.bytes_stream();
         while let Some(chunk) = body.next().await {
             events.extend(lines.push(std::str::from_utf8(&chunk.unwrap()).unwrap()));
         }
