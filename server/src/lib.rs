@@ -149,7 +149,7 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_sign_in))
         .layer(sessions)
         // Below the session layer: static files and probes neither read nor write a session.
-        .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
+        .nest_service("/pkg", ServeDir::new(site_root.join("pkg")).precompressed_gzip())
         .route_service("/favicon.ico", ServeFile::new(site_root.join("favicon.ico")))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
