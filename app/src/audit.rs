@@ -125,6 +125,12 @@ pub mod ssr {
     use serde_json::Value;
     use sqlx::PgExecutor;
 
+    /// The address of the client a request came from, decided once per request by the server
+    /// (the peer's address, or behind a trusted proxy the one it forwarded), for audit events
+    /// and sign-in throttling alike.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ClientAddress(pub Option<String>);
+
     /// Who did it: a signed-in user, or (for failed sign-ins and start-up) a name alone.
     pub struct Actor {
         pub id: Option<i64>,
@@ -140,12 +146,11 @@ pub mod ssr {
 
         /// The signed-in user of the request being served, with the client's address.
         pub async fn signed_in(user: &crate::auth::CurrentUser) -> Actor {
-            use axum::extract::ConnectInfo;
-            let ip = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok();
+            let address = leptos_axum::extract::<axum::Extension<ClientAddress>>().await.ok();
             Actor {
                 id: Some(user.id.0),
                 name: user.username.clone(),
-                ip_address: ip.map(|ConnectInfo(address)| address.ip().to_string()),
+                ip_address: address.and_then(|axum::Extension(ClientAddress(address))| address),
             }
         }
     }

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use app::audit::ssr::{Actor, NewAuditEvent, record};
+use app::audit::ssr::{Actor, ClientAddress, NewAuditEvent, record};
 use app::auth::CurrentUser;
 use app::error::AppError;
 use app::state::AppState;
@@ -155,7 +155,30 @@ pub struct SignInForm {
     redirect_to: String,
 }
 
-/// The client's address, when the server knows it (tests that call the router directly do not).
+/// Decides the client's address once per request, for every handler and audit event after it:
+/// the connection's peer, or, when the console is told it sits behind a reverse proxy, the
+/// address that proxy appended last to `X-Forwarded-For`. Without that setting the header is
+/// ignored, since any client could write it.
+pub async fn client_address(
+    State(trust_forwarded_for): State<bool>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let forwarded = trust_forwarded_for
+        .then(|| request.headers().get_all("x-forwarded-for").iter().next_back()?.to_str().ok())
+        .flatten()
+        .and_then(|list| list.rsplit(',').next())
+        .map(|address| address.trim().to_owned())
+        .filter(|address| !address.is_empty());
+    let peer = || {
+        request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
+    };
+    let address = ClientAddress(forwarded.or_else(peer));
+    request.extensions_mut().insert(address);
+    next.run(request).await
+}
+
+/// The client's address, as `client_address` decided it.
 pub struct ClientIp(pub Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
@@ -163,7 +186,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(
-            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string()),
+            parts.extensions.get::<ClientAddress>().and_then(|ClientAddress(address)| address.clone()),
         ))
     }
 }

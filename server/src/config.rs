@@ -74,13 +74,19 @@ pub struct Config {
     pub sign_in_max_failures: usize,
 
     /// Failed sign-ins from one client address, within SIGN_IN_LOCK_MINUTES, before that address
-    /// is refused for a while. Behind a reverse proxy every client shares the proxy's address.
+    /// is refused for a while. Behind a reverse proxy, see TRUST_FORWARDED_FOR.
     #[arg(long, env = "SIGN_IN_MAX_FAILURES_PER_CLIENT", default_value_t = 20, global = true)]
     pub sign_in_max_failures_per_client: usize,
 
     /// Minutes a failed sign-in counts against its login and client; a refusal lasts at most this long.
     #[arg(long, env = "SIGN_IN_LOCK_MINUTES", default_value_t = 10, global = true)]
     pub sign_in_lock_minutes: u64,
+
+    /// The console sits behind one reverse proxy that appends the client's address to
+    /// X-Forwarded-For: take the client's address (for audit events and sign-in throttling)
+    /// from there. Leave off when clients reach the console directly: they could write the header.
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, global = true)]
+    pub trust_forwarded_for: bool,
 
     /// Seconds a shutdown waits for streaming model replies to finish before cutting them short
     /// with a message.

@@ -51,6 +51,7 @@ pub struct RouterSettings {
     pub secure_cookies: bool,
     pub session_idle_minutes: i64,
     pub sign_in_throttle: ThrottlePolicy,
+    pub trust_forwarded_for: bool,
 }
 
 impl From<&Config> for RouterSettings {
@@ -65,6 +66,7 @@ impl From<&Config> for RouterSettings {
                 config.sign_in_max_failures_per_client,
                 std::time::Duration::from_secs(config.sign_in_lock_minutes.max(1) * 60),
             ),
+            trust_forwarded_for: config.trust_forwarded_for,
         }
     }
 }
@@ -172,6 +174,7 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
             HeaderValue::from_static(NO_SCRIPT_POLICY),
         ))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(settings.trust_forwarded_for, auth::client_address))
         .with_state(state)
 }
 

@@ -451,3 +451,49 @@ async fn the_browser_bundle_goes_out_gzipped_to_browsers_that_accept_it(pool: Pg
     assert!(plain.headers().get("content-encoding").is_none());
     assert_eq!(plain.bytes().await.unwrap().len() as u64, on_disk);
 }
+
+async fn sign_in_from(app: &TestApp, forwarded_for: &str, login: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/users/sign_in"))
+        .header("x-forwarded-for", forwarded_for)
+        .form(&[("login", login), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn last_audit_address(app: &TestApp) -> Option<String> {
+    sqlx::query_scalar("SELECT ip_address FROM audit_events ORDER BY id DESC LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn behind_a_trusted_proxy_each_forwarded_client_counts_on_its_own(pool: PgPool) {
+    let behind_proxy = server::RouterSettings { trust_forwarded_for: true, ..settings() };
+    let app = spawn_app_with(pool, behind_proxy).await;
+    app.add_user("ada", Role::Admin).await;
+
+    for n in 0..20 {
+        // A client may send its own X-Forwarded-For; the proxy appends the real address last.
+        sign_in_from(&app, "10.9.9.9, 203.0.113.7", &format!("user{n}"), "wrong").await;
+    }
+    assert_eq!(last_audit_address(&app).await.as_deref(), Some("203.0.113.7"));
+
+    let locked = sign_in_from(&app, "203.0.113.7", "ada", PASSWORD).await;
+    assert_eq!(location(&locked), "/users/sign_in?error=locked&login=ada");
+    let other_client = sign_in_from(&app, "203.0.113.8", "ada", PASSWORD).await;
+    assert_eq!(location(&other_client), "/admin", "another client behind the proxy is not locked out");
+    assert_eq!(last_audit_address(&app).await.as_deref(), Some("203.0.113.8"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn without_a_trusted_proxy_a_forwarded_address_is_ignored(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+
+    sign_in_from(&app, "203.0.113.7", "ada", "wrong").await;
+
+    assert_eq!(last_audit_address(&app).await.as_deref(), Some("127.0.0.1"));
+}

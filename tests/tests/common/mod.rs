@@ -43,6 +43,7 @@ pub fn settings() -> RouterSettings {
             delay_step: std::time::Duration::from_millis(20),
             ..ThrottlePolicy::new(5, 20, std::time::Duration::from_secs(600))
         },
+        trust_forwarded_for: false,
     }
 }
 
