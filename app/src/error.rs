@@ -93,16 +93,7 @@ mod ssr {
         pub fn respond(self) -> Self {
             // A plain form post (JavaScript off) is answered with a redirect back to the form,
             // carrying the error; a status here would override that redirect.
-            let plain_form_post =
-                leptos::prelude::use_context::<axum::http::request::Parts>().is_some_and(|parts| {
-                    parts
-                        .headers
-                        .get(axum::http::header::ACCEPT)
-                        .and_then(|accept| accept.to_str().ok())
-                        .is_some_and(|accept| accept.contains("text/html"))
-                        && parts.uri.path().starts_with("/api/")
-                });
-            if plain_form_post {
+            if is_plain_form_post() {
                 return self;
             }
             if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
@@ -110,6 +101,19 @@ mod ssr {
             }
             self
         }
+    }
+
+    /// Whether the request being served is a server function posted by a plain HTML form
+    /// (JavaScript off): Leptos then answers with a redirect back to the form, not with JSON.
+    pub fn is_plain_form_post() -> bool {
+        leptos::prelude::use_context::<axum::http::request::Parts>().is_some_and(|parts| {
+            parts
+                .headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|accept| accept.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"))
+                && parts.uri.path().starts_with("/api/")
+        })
     }
 
     /// The message a form shows for each rule the database holds, by constraint name

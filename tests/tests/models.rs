@@ -422,9 +422,22 @@ async fn with_javascript_off_the_form_posts_and_shows_its_errors(pool: PgPool) {
     assert_eq!(response.status(), StatusCode::FOUND);
     let back = location(&response);
     assert!(back.starts_with(&form_page), "{back}");
+    let sessions: Vec<String> =
+        sqlx::query_scalar("SELECT encode(data, 'escape') FROM tower_sessions.session")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert!(!sessions.concat().contains(PLANTED_KEY), "the kept values leave the API key out");
     let page = app.client.get(&back).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Please enter a deployment name."));
     assert!(page.contains("Please add a valid endpoint."));
+    // The form comes back as the admin filled it in, except the API key.
+    assert!(page.contains(r#"value="not-a-url""#), "the typed endpoint is kept");
+    assert!(page.contains(r#"value="custom_openai/Mixtral-8x7B-Instruct-v0.1""#));
+    assert!(page.contains(r#"<option value="mixtral" selected"#), "the chosen family is kept");
+    assert!(!page.contains(PLANTED_KEY));
+    let again = app.client.get(&form_page).send().await.unwrap().text().await.unwrap();
+    assert!(!again.contains("not-a-url"), "the kept values are shown once");
 
     let saved = app
         .client

@@ -134,7 +134,21 @@ async fn planted_secrets_appear_nowhere_but_as_ciphertext_in_their_own_column(po
     // Saving: a refused form that carries the key, a kept key, a replaced key.
     let mut invalid = api_form("not a url", "", &api_key);
     invalid[0].1 = String::new();
-    seen.record("invalid save", post(&app, "/api/save_self_hosted_model", invalid).await.unwrap()).await;
+    seen.record("invalid save", post(&app, "/api/save_self_hosted_model", invalid.clone()).await.unwrap())
+        .await;
+    // The same with JavaScript off: the typed values are kept in the session for the form.
+    let form_page = app.url("/admin/gitlab_duo/self_hosted/models/new");
+    let plain = app.client.post(app.url("/api/save_self_hosted_model")).header("accept", "text/html");
+    let refused = plain.header("referer", &form_page).form(&invalid).send().await.unwrap();
+    let back = location(&refused);
+    seen.record("invalid save, JavaScript off", refused).await;
+    let database_meanwhile: Vec<String> =
+        sqlx::query_scalar("SELECT encode(data, 'escape') FROM tower_sessions.session")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(!database_meanwhile.concat().contains(&api_key), "the kept form leaves the key out");
+    seen.record("the form again", app.client.get(&back).send().await.unwrap()).await;
     let mut duplicate = api_form(&openai.endpoint, "mixtral-8x7b", &api_key);
     duplicate[0].1 = "Claude".into();
     seen.record("duplicate save", post(&app, "/api/save_self_hosted_model", duplicate).await.unwrap()).await;

@@ -58,6 +58,9 @@ pub struct ModelFormData {
     pub families: Vec<Family>,
     pub beta_enabled: bool,
     pub model: Option<StoredModel>,
+    /// What the admin typed before a refused save posted with JavaScript off (never the API
+    /// key), so the form comes back filled in beside its errors.
+    pub draft: Option<super::domain::ModelForm>,
 }
 
 /// What to do with a stored API key when the edit form is saved.
@@ -94,7 +97,11 @@ pub async fn save_model(
         endpoint: endpoint.unwrap_or_default(),
         identifier,
     };
-    ssr::save_model(id, form, api_key_action, api_key).await
+    let saved = ssr::save_model(id, form.clone(), api_key_action, api_key).await;
+    if matches!(saved, Err(AppError::Validation(_))) && crate::error::is_plain_form_post() {
+        ssr::keep_draft(id, form).await;
+    }
+    saved
 }
 
 #[server(endpoint = "delete_self_hosted_model")]
@@ -195,7 +202,39 @@ pub mod ssr {
         {
             families.push(family.clone());
         }
-        Ok(ModelFormData { families, beta_enabled, model })
+        let draft = take_draft(id).await;
+        Ok(ModelFormData { families, beta_enabled, model, draft })
+    }
+
+    /// A refused form, kept in the session until its page is shown again.
+    #[derive(Serialize, Deserialize)]
+    struct Draft {
+        id: Option<i64>,
+        form: ModelForm,
+    }
+
+    const DRAFT_KEY: &str = "model_form_draft";
+
+    /// Keeps what the admin typed for the form's next rendering. Best effort: without a session
+    /// the form only comes back empty.
+    pub async fn keep_draft(id: Option<i64>, form: ModelForm) {
+        if let Ok(session) = leptos_axum::extract::<tower_sessions::Session>().await
+            && let Err(error) = session.insert(DRAFT_KEY, Draft { id, form }).await
+        {
+            tracing::warn!(%error, "could not keep a refused form's values");
+        }
+    }
+
+    /// The draft kept for the form of model `id` (or a new one), taken out of the session.
+    async fn take_draft(id: Option<i64>) -> Option<ModelForm> {
+        let session = leptos_axum::extract::<tower_sessions::Session>().await.ok()?;
+        let draft = session.remove::<Draft>(DRAFT_KEY).await.ok().flatten()?;
+        // Saved here, not left to the session layer: a streamed page's session is saved when
+        // the page starts streaming, which can be before this runs.
+        if let Err(error) = session.save().await {
+            tracing::warn!(%error, "could not forget a refused form's values");
+        }
+        (draft.id == id).then_some(draft.form)
     }
 
     async fn stored_model(

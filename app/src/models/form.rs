@@ -48,17 +48,29 @@ fn ModelFormPage(id: Option<i64>) -> impl IntoView {
 
 #[component]
 fn ModelFormView(data: ModelFormData) -> impl IntoView {
-    let ModelFormData { families, beta_enabled, model } = data;
+    let ModelFormData { families, beta_enabled, model, draft } = data;
     let editing = model.is_some();
     let id = model.as_ref().map(|m| m.id.0);
     let fingerprint = model.as_ref().and_then(|m| m.api_key_fingerprint.clone());
-    let initial = |get: fn(&super::api::StoredModel) -> String| model.as_ref().map(get).unwrap_or_default();
+    // What the admin typed before a refused save (JavaScript off), else what is stored.
+    let initial = draft.unwrap_or_else(|| {
+        model
+            .as_ref()
+            .map(|m| ModelForm {
+                name: m.name.clone(),
+                platform: m.platform.key().to_owned(),
+                model_family: m.model_family.clone(),
+                endpoint: m.endpoint.clone().unwrap_or_default(),
+                identifier: m.identifier.clone(),
+            })
+            .unwrap_or_default()
+    });
 
-    let name = RwSignal::new(initial(|m| m.name.clone()));
-    let platform = RwSignal::new(model.as_ref().map(|m| m.platform).unwrap_or_default());
-    let family = RwSignal::new(initial(|m| m.model_family.clone()));
-    let endpoint = RwSignal::new(initial(|m| m.endpoint.clone().unwrap_or_default()));
-    let identifier = RwSignal::new(initial(|m| m.identifier.clone()));
+    let name = RwSignal::new(initial.name);
+    let platform = RwSignal::new(Platform::parse(&initial.platform).unwrap_or_default());
+    let family = RwSignal::new(initial.model_family);
+    let endpoint = RwSignal::new(initial.endpoint);
+    let identifier = RwSignal::new(initial.identifier);
     let api_key = RwSignal::new(String::new());
     let key_action = RwSignal::new(if fingerprint.is_some() { KEY_KEEP } else { KEY_REPLACE });
     let show_key = RwSignal::new(false);
