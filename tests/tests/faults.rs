@@ -18,14 +18,31 @@ use sqlx::PgPool;
 
 const CLAUDE: &str = "bedrock/anthropic.claude-3-haiku-20240307-v1:0";
 
+/// Stops the test's own cluster and removes its folder however the test ends, so a failed
+/// assertion leaves no PostgreSQL running behind it.
+struct ClusterFolder(std::path::PathBuf);
+
+impl Drop for ClusterFolder {
+    fn drop(&mut self) {
+        let dir = self.0.clone();
+        // Its own thread and runtime: this may run inside the test's runtime, which cannot block.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _ = runtime.block_on(PrivateCluster::stop_dir(&dir.join("postgres")));
+            let _ = std::fs::remove_dir_all(&dir);
+        })
+        .join();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_rides_out_a_database_restart_without_being_restarted() {
     // A cluster of its own, so that stopping it disturbs no other test. A short path under
     // /tmp, enterable by the postgres user that runs the cluster when the tests run as root.
-    let dir = std::path::PathBuf::from(format!("/tmp/duo-admin-faults-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let cluster_dir = dir.join("postgres");
+    let dir = ClusterFolder(format!("/tmp/duo-admin-faults-{}", std::process::id()).into());
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cluster_dir = dir.0.join("postgres");
     let cluster = PrivateCluster::start(&cluster_dir).await.expect("the private cluster starts");
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(5)
@@ -76,7 +93,6 @@ async fn the_console_rides_out_a_database_restart_without_being_restarted() {
 
     pool.close().await;
     cluster.stop().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Starts a chat with a model whose reply takes about a second and a half, and returns the
