@@ -131,7 +131,7 @@ async fn planted_secrets_appear_nowhere_but_as_ciphertext_in_their_own_column(po
         post(&app, "/api/test_self_hosted_model_connection", dead).await.unwrap(),
     )
     .await;
-    // Saving: a refused form that carries the key, a kept key, a replaced key.
+    // Saving: a refused form that carries the key, a duplicate name with the key, a kept key.
     let mut invalid = api_form("not a url", "", &api_key);
     invalid[0].1 = String::new();
     seen.record("invalid save", post(&app, "/api/save_self_hosted_model", invalid.clone()).await.unwrap())
