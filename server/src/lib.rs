@@ -209,6 +209,15 @@ pub struct RouteInfo {
     pub access: Access,
 }
 
+impl RouteInfo {
+    /// The path with every parameter set to `value`, ready to request.
+    pub fn path_with(&self, value: i64) -> String {
+        let segments = self.path.split('/');
+        let filled = segments.map(|s| if s.starts_with('{') { value.to_string() } else { s.to_owned() });
+        filled.collect::<Vec<_>>().join("/")
+    }
+}
+
 /// Every route the router serves, taken from the same sources the router is built from: the
 /// Leptos page routes, the registry of server functions, and the router's own routes. A page or
 /// server function added later appears here by itself, so the guard tests cover it unedited.

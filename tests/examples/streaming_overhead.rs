@@ -21,13 +21,6 @@ const ROUNDS: usize = 200;
 const CONCURRENT: usize = 200;
 const CONCURRENT_ROUNDS: usize = 5;
 
-/// A figure from /proc/self/status, in KiB: VmRSS (resident now) or VmHWM (peak resident).
-fn memory_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|line| line.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[tokio::main]
 async fn main() {
     let url = std::env::var("DATABASE_URL").expect("set DATABASE_URL to a PostgreSQL server");
@@ -93,7 +86,7 @@ async fn main() {
     println!(
         "{CONCURRENT} streaming chats at once, {CONCURRENT_ROUNDS} rounds (server, fake model and clients in one process):"
     );
-    println!("  before: resident {} MiB", memory_kib("VmRSS") / 1024);
+    println!("  before: resident {} MiB", common::memory_kib("VmRSS") / 1024);
     for round in 1..=CONCURRENT_ROUNDS {
         let started = Instant::now();
         let chats = (0..CONCURRENT).map(|_| {
@@ -112,8 +105,8 @@ async fn main() {
             "  round {round}: {:.0} ms, {:.0} chats/s, resident {} MiB (peak {} MiB)",
             ms(elapsed),
             CONCURRENT as f64 / elapsed.as_secs_f64(),
-            memory_kib("VmRSS") / 1024,
-            memory_kib("VmHWM") / 1024,
+            common::memory_kib("VmRSS") / 1024,
+            common::memory_kib("VmHWM") / 1024,
         );
     }
 

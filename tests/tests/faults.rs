@@ -161,13 +161,6 @@ async fn a_reply_outlasting_the_grace_period_ends_with_a_clear_message(pool: PgP
     assert_eq!(last_test, None, "a reply cut short by a shutdown is not the model's failure");
 }
 
-/// The process's resident memory, in KiB.
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[sqlx::test(migrations = "../migrations")]
 async fn two_hundred_streaming_chats_at_once_all_finish_and_memory_stays_bounded(pool: PgPool) {
     let fake = FakeBedrock::start().await;
@@ -184,7 +177,7 @@ async fn two_hundred_streaming_chats_at_once_all_finish_and_memory_stays_bounded
             assert_eq!(reply_text(events), "Hello! How can I help you today?", "{events:?}");
             assert!(matches!(events.last(), Some(ChatEvent::Done(_))), "{events:?}");
         }
-        resident.push(resident_kib());
+        resident.push(memory_kib("VmRSS"));
     }
 
     assert_eq!(fake.request_count(), 600);

@@ -69,16 +69,7 @@ async fn planted_secrets_appear_nowhere_but_as_ciphertext_in_their_own_column(po
     let app =
         spawn_app_with_clients(pool.clone(), settings(), model_clients(bedrock_client(&bedrock.url, true)))
             .await;
-    let wrong_clients = {
-        use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
-        let config = aws_sdk_bedrockruntime::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&bedrock.url)
-            .credentials_provider(Credentials::new(TEST_ACCESS_KEY, wrong_aws_secret, None, None, "test"))
-            .build();
-        model_clients(aws_sdk_bedrockruntime::Client::from_conf(config))
-    };
+    let wrong_clients = model_clients(bedrock_client_signing_with(&bedrock.url, Some(wrong_aws_secret)));
     let other = spawn_app_with_clients(pool.clone(), settings(), wrong_clients).await;
     app.add_user("ada", Role::Admin).await;
     app.add_user("audrey", Role::Auditor).await;
@@ -166,12 +157,7 @@ async fn planted_secrets_appear_nowhere_but_as_ciphertext_in_their_own_column(po
         .unwrap();
     for route in route_inventory() {
         for id in [api_model, bedrock_model] {
-            let path = route
-                .path
-                .split('/')
-                .map(|s| if s.starts_with('{') { id.to_string() } else { s.to_owned() })
-                .collect::<Vec<_>>()
-                .join("/");
+            let path = route.path_with(id);
             let query = format!("id={id}&model_id={id}&page=1&search=&feature=duo_chat");
             for client in [&app.client, &auditor] {
                 let request = if route.method == Method::GET {

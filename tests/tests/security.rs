@@ -10,16 +10,6 @@ use reqwest::{Method, StatusCode};
 use server::{Access, RouteInfo, route_inventory};
 use sqlx::PgPool;
 
-/// The route's path with each parameter filled in (`{id}` becomes `id`), so it can be requested.
-fn concrete(route: &RouteInfo, id: i64) -> String {
-    route
-        .path
-        .split('/')
-        .map(|segment| if segment.starts_with('{') { id.to_string() } else { segment.to_owned() })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 async fn send(app: &TestApp, method: Method, path: &str) -> reqwest::Response {
     app.client.request(method, app.url(path)).send().await.expect("the server answers")
 }
@@ -57,7 +47,7 @@ async fn signed_out_every_route_but_the_exceptions_is_refused(pool: PgPool) {
     let app = spawn_app(pool).await;
 
     for route in guarded() {
-        let path = concrete(&route, 1);
+        let path = route.path_with(1);
         // Each route with its own method, and every page also with POST.
         let mut methods = vec![route.method.clone()];
         if route.method == Method::GET {
@@ -105,7 +95,7 @@ async fn an_auditor_reads_every_page_but_every_change_is_refused(pool: PgPool) {
     let models_before = count(&app, "self_hosted_models").await;
 
     for route in guarded() {
-        let path = concrete(&route, 1);
+        let path = route.path_with(1);
         if route.method == Method::GET && !path.starts_with("/api/") {
             let page = send(&app, Method::GET, &path).await.status();
             let fine = [StatusCode::OK, StatusCode::NOT_FOUND, StatusCode::SEE_OTHER];
@@ -142,7 +132,7 @@ async fn every_page_allows_only_its_own_nonced_scripts(pool: PgPool) {
     let mut nonces = std::collections::HashSet::new();
 
     let pages = guarded().into_iter().filter(|r| r.method == Method::GET && !r.path.starts_with("/api/"));
-    let mut pages: Vec<String> = pages.map(|route| concrete(&route, model)).collect();
+    let mut pages: Vec<String> = pages.map(|route| route.path_with(model)).collect();
     pages.push("/users/sign_in".to_owned());
     pages.retain(|path| path != "/");
     for path in pages {

@@ -227,8 +227,7 @@ pub mod ssr {
             reply,
             figures: Figures::default(),
         });
-        // A test cut short by a shutdown says nothing about the model.
-        if let Some(id) = id.filter(|_| result.message != SHUTTING_DOWN) {
+        if let Some(id) = id {
             record_last_test(&state.pool, id, result.ok, &result.message, &result.figures).await;
         }
         Ok(result)
@@ -307,8 +306,6 @@ pub mod ssr {
                         ChatEvent::Done(figures) => {
                             record_last_test(&pool, model_id, true, "Answered", figures).await
                         }
-                        // A reply cut short by a shutdown says nothing about the model.
-                        ChatEvent::Failed(message) if message == SHUTTING_DOWN => {}
                         ChatEvent::Failed(message) => {
                             record_last_test(&pool, model_id, false, message, &Figures::default()).await
                         }
@@ -321,7 +318,11 @@ pub mod ssr {
     }
 
     /// Best effort: a failure to record the status must not hide the test's own outcome.
+    /// A reply cut short by a shutdown says nothing about the model, so it is not recorded.
     async fn record_last_test(db: &sqlx::PgPool, id: i64, ok: bool, message: &str, figures: &Figures) {
+        if message == SHUTTING_DOWN {
+            return;
+        }
         let last =
             LastTest { ok, message: message.to_owned(), figures: figures.clone(), at: chrono::Utc::now() };
         let Ok(value) = serde_json::to_value(&last) else { return };

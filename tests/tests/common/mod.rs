@@ -71,6 +71,11 @@ pub const TEST_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_milli
 /// The real SDK client, aimed at `endpoint` with the tests' credentials (or none), and retries
 /// quick enough for a test.
 pub fn bedrock_client(endpoint: &str, with_credentials: bool) -> aws_sdk_bedrockruntime::Client {
+    bedrock_client_signing_with(endpoint, with_credentials.then_some(TEST_SECRET_KEY))
+}
+
+/// As `bedrock_client`, signing with `secret` (the fake accepts only `TEST_SECRET_KEY`).
+pub fn bedrock_client_signing_with(endpoint: &str, secret: Option<&str>) -> aws_sdk_bedrockruntime::Client {
     use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
     let mut config = aws_sdk_bedrockruntime::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -81,14 +86,8 @@ pub fn bedrock_client(endpoint: &str, with_credentials: bool) -> aws_sdk_bedrock
                 .with_max_attempts(2)
                 .with_initial_backoff(std::time::Duration::from_millis(10)),
         );
-    if with_credentials {
-        config = config.credentials_provider(Credentials::new(
-            TEST_ACCESS_KEY,
-            TEST_SECRET_KEY,
-            None,
-            None,
-            "test",
-        ));
+    if let Some(secret) = secret {
+        config = config.credentials_provider(Credentials::new(TEST_ACCESS_KEY, secret, None, None, "test"));
     }
     aws_sdk_bedrockruntime::Client::from_conf(config.build())
 }
@@ -304,4 +303,11 @@ impl TestApp {
             _ => None,
         }
     }
+}
+
+/// A figure from /proc/self/status, in KiB: VmRSS (resident now) or VmHWM (peak resident).
+pub fn memory_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|line| line.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
