@@ -17,7 +17,7 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 use crate::audit::AuditEventsPage;
 use crate::auth::sign_in::SignInPage;
@@ -56,9 +56,13 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href=format!("/pkg/{OUTPUT_NAME}.css")/>
         <Title formatter=|page: String| format!("{page} · Admin area · GitLab")/>
         <Router>
+            // Async: each page is sent whole, once its data has loaded. Out-of-order streaming
+            // would send the data last with a script to put it in place, leaving "Loading…" on
+            // screen with JavaScript off, where the forms must still work. The data are a few
+            // quick queries, so waiting for them costs little.
             <Routes fallback=NotFound>
-                <Route path=path!("/users/sign_in") view=SignInPage/>
-                <ParentRoute path=path!("/admin") view=AdminShell>
+                <Route path=path!("/users/sign_in") view=SignInPage ssr=SsrMode::Async/>
+                <ParentRoute path=path!("/admin") view=AdminShell ssr=SsrMode::Async>
                     <Route path=path!("") view=AdminOverview/>
                     <Route path=path!("audit_events") view=AuditEventsPage/>
                     <Route path=path!("gitlab_duo/configuration") view=ConfigurationPage/>

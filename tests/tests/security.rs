@@ -170,3 +170,21 @@ async fn responses_that_are_not_pages_allow_no_script_at_all(pool: PgPool) {
         assert_eq!(policy, server::NO_SCRIPT_POLICY, "{path}");
     }
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_page_is_whole_without_javascript(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+    let model = app.save_model(&bedrock_form("bedrock/anthropic.claude-3-haiku-20240307-v1:0")).await;
+
+    let pages = guarded().into_iter().filter(|r| r.method == Method::GET && !r.path.starts_with("/api/"));
+    for path in pages.map(|route| route.path_with(model)).filter(|path| path != "/") {
+        let page = app.get(&path).await.text().await.unwrap();
+        // Out-of-order streaming would leave a loading placeholder, with the content in a
+        // <template> that only a script moves into place.
+        assert!(!page.contains("<template"), "{path} needs a script to show its content");
+        assert!(!page.contains("Loading"), "{path} shows a loading placeholder");
+        assert!(page.contains("Sign out"), "{path} shows the shell");
+    }
+}
