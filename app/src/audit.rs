@@ -33,9 +33,8 @@ pub struct AuditEventsPage {
 
 #[server(endpoint = "audit_events", input = GetUrl)]
 pub async fn list_audit_events(page: i64) -> Result<AuditEventsPage, AppError> {
-    use crate::state::AppState;
     crate::auth::ssr::current_user().await?;
-    let pool = expect_context::<AppState>().pool;
+    let pool = expect_context::<sqlx::PgPool>();
     let page = page.max(1);
     // One extra row tells whether a next page exists without counting the whole table.
     let mut events = sqlx::query_as!(

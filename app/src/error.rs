@@ -89,7 +89,9 @@ mod ssr {
         }
 
         /// Sets this error's HTTP status on the response being built, then hands the error
-        /// back, so that server functions answer 401, 403, 422... and not a blanket 500.
+        /// back, so that server functions answer 401, 403, 404, 422... and not a blanket 500.
+        /// Called once, by each `#[server]` wrapper on its way out: the code inside only
+        /// returns errors.
         pub fn respond(self) -> Self {
             // A plain form post (JavaScript off) is answered with a redirect back to the form,
             // carrying the error; a status here would override that redirect.
@@ -116,54 +118,30 @@ mod ssr {
         })
     }
 
-    /// The message a form shows for each rule the database holds, by constraint name
-    /// (migrations/). A rule broken past the form's own checks (a race, a direct call) still
-    /// reaches the admin as the same words at the same field.
-    pub fn constraint_violation(constraint: &str) -> Option<AppError> {
-        let field = AppError::field;
-        Some(match constraint {
-            "self_hosted_models_name_unique" => field("name", "Please enter a unique deployment name."),
-            "self_hosted_models_name_length" => field("name", "Please enter a deployment name."),
-            "self_hosted_models_family_present" => field("model_family", "Please select a model."),
-            "self_hosted_models_endpoint_for_api" => field("endpoint", "Please enter an endpoint."),
-            "self_hosted_models_endpoint_url" => field("endpoint", "Please add a valid endpoint."),
-            "self_hosted_models_identifier_length" => field("identifier", "Please enter a model identifier."),
-            "self_hosted_models_bedrock_identifier" => {
-                field("identifier", "Model identifier must start with \"bedrock/\"")
-            }
-            "feature_settings_model_in_use" => AppError::Conflict(
-                "This self-hosted model cannot be deleted: it is in use by an AI-native feature.".to_owned(),
-            ),
-            "feature_settings_model_when_self_hosted" => field("model", "Select a model for the feature."),
-            "instance_settings_timeout_range" => field(
-                "ai_gateway_timeout_seconds",
-                "The AI Gateway request timeout must be between 60 and 600 seconds.",
-            ),
-            "instance_settings_ai_gateway_url" => field("ai_gateway_url", "Please add a valid URL."),
-            "instance_settings_agent_platform_url" => field(
-                "duo_agent_platform_service_url",
-                "Enter a host and port without a protocol, for example example.com:50052.",
-            ),
-            _ => return None,
-        })
+    impl AppError {
+        /// A database error from a write, with the owning module's map from its constraints
+        /// (migrations/) to the form's words: a rule broken past the form's own checks (a
+        /// race, a direct call) still reaches the admin as the same words at the same field.
+        pub fn from_database(error: sqlx::Error, constraint_violation: fn(&str) -> Option<AppError>) -> Self {
+            error
+                .as_database_error()
+                .and_then(|db| db.constraint())
+                .and_then(constraint_violation)
+                .unwrap_or_else(|| AppError::from(error))
+        }
     }
 
     impl From<sqlx::Error> for AppError {
         fn from(error: sqlx::Error) -> Self {
-            if let Some(known) =
-                error.as_database_error().and_then(|db| db.constraint()).and_then(constraint_violation)
-            {
-                return known.respond();
-            }
             // Logged here, once, with its detail; the browser only learns that it failed.
             match &error {
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                     tracing::error!(error = %error, "database unavailable");
-                    AppError::Unavailable.respond()
+                    AppError::Unavailable
                 }
                 _ => {
                     tracing::error!(error = %error, "database error");
-                    AppError::Internal.respond()
+                    AppError::Internal
                 }
             }
         }

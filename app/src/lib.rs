@@ -9,6 +9,7 @@ pub mod chat;
 pub mod configuration;
 pub mod error;
 pub mod features;
+pub mod form_field;
 pub mod layout;
 pub mod models;
 #[cfg(feature = "ssr")]

@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use leptos::config::LeptosOptions;
 use leptos::nonce::use_nonce;
-use leptos::prelude::{provide_context, use_context};
+use leptos::prelude::use_context;
 use leptos_axum::{LeptosRoutes, ResponseOptions, generate_route_list, handle_server_fns_with_context};
 use sqlx::PgPool;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -110,7 +110,7 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
     let context = {
         let state = state.clone();
         move || {
-            provide_context(state.clone());
+            state.provide();
             // Pages get a policy naming their own nonce (Leptos puts it on its inline scripts).
             if let (Some(nonce), Some(response)) = (use_nonce(), use_context::<ResponseOptions>())
                 && let Ok(policy) = HeaderValue::from_str(&page_policy(&nonce))

@@ -1,9 +1,6 @@
 //! Server functions that talk to models: "Test connection" with the form's unsaved values, and
-//! the streaming chat with a saved model. Each outcome becomes the model's last-test status.
-// The form's fields are this module's server-function arguments: one per field, so a plain
-// HTML form post (JavaScript off) maps onto them. The macro's browser-side copy of such a
-// function cannot carry an attribute, hence the module-wide allowance.
-#![allow(clippy::too_many_arguments)]
+//! the streaming chat with a saved model or with the model a feature uses. Each outcome becomes
+//! the model's last test (through the models store).
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::{StreamingText, TextStream};
@@ -11,11 +8,16 @@ use serde::{Deserialize, Serialize};
 
 use super::Figures;
 use crate::error::AppError;
+use crate::models::api::SaveModel;
+use crate::models::domain::ModelForm;
 
 pub const CONNECTED: &str = "Successfully connected to the self-hosted model";
 /// GitLab's test prompt and budget.
 pub const TEST_PROMPT: &str = "Just say hello.";
 pub const TEST_MAX_TOKENS: i32 = 16;
+/// A stored key goes only to the endpoint it was stored with.
+pub const KEY_NEEDED_FOR_NEW_ENDPOINT: &str =
+    "The endpoint changed: enter the API key again to send it to the new endpoint.";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionTest {
@@ -25,170 +27,117 @@ pub struct ConnectionTest {
     pub figures: Figures,
 }
 
-/// The last test of a model, as the list shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastTest {
-    pub ok: bool,
-    pub message: String,
-    pub figures: Figures,
-    pub at: chrono::DateTime<chrono::Utc>,
-}
-
 /// Asks the model described by the form (not yet saved) to say hello.
 #[server(endpoint = "test_self_hosted_model_connection")]
 pub async fn test_connection(
     id: Option<i64>,
-    name: String,
-    platform: String,
-    model_family: String,
-    endpoint: Option<String>,
-    identifier: String,
-    api_key_action: Option<String>,
-    api_key: Option<String>,
+    #[server(flatten)] form: ModelForm,
 ) -> Result<ConnectionTest, AppError> {
-    let form = crate::models::domain::ModelForm {
-        name,
-        platform,
-        model_family,
-        endpoint: endpoint.unwrap_or_default(),
-        identifier,
-    };
-    ssr::test_connection(id, form, api_key_action, api_key).await
+    ssr::test_connection(id, form).await.map_err(AppError::respond)
+}
+
+/// The form's "Test connection" sends what "Save" would.
+impl From<SaveModel> for TestConnection {
+    fn from(save: SaveModel) -> Self {
+        TestConnection { id: save.id, form: save.form }
+    }
 }
 
 /// Streams a saved model's reply to the conversation in `messages` (JSON of `ChatMessage`s),
 /// one `ChatEvent` line at a time.
 #[server(endpoint = "chat_with_self_hosted_model", output = StreamingText)]
 pub async fn chat_with_model(model_id: i64, messages: String) -> Result<TextStream<AppError>, AppError> {
-    ssr::chat_with_model(model_id, messages).await
+    ssr::chat_with_model(model_id, messages).await.map_err(AppError::respond)
 }
 
 /// Streams the reply of the model a feature really uses (its own, or the one it falls back to),
 /// with that feature's prompt for the model's family. The first line names the model.
 #[server(endpoint = "chat_with_ai_feature", output = StreamingText)]
 pub async fn chat_with_feature(feature: String, messages: String) -> Result<TextStream<AppError>, AppError> {
-    ssr::chat_with_feature(feature, messages).await
+    ssr::chat_with_feature(feature, messages).await.map_err(AppError::respond)
 }
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    use std::time::Duration;
+    use std::sync::Arc;
 
     use futures::StreamExt;
 
     use super::*;
+    use crate::audit::ssr::{Actor, NewAuditEvent, record};
     use crate::auth::ssr::require_admin;
-    use crate::chat::client::{Exchange, SHUTTING_DOWN, Target, stream_reply};
+    use crate::catalog::Catalog;
+    use crate::chat::client::ModelClients;
+    use crate::chat::client::{Exchange, ModelFailure, ReplyEvent, Target, stream_reply};
+    use crate::chat::prompts::Prompts;
     use crate::chat::{ChatEvent, ChatMessage, Speaker};
-    use crate::models::api::{KEY_KEEP, KEY_REMOVE};
-    use crate::models::domain::{ModelForm, ModelIdentifier, Platform};
+    use crate::configuration::api::ssr::exchange_limit;
+    use crate::models::domain::{KeyAction, LastTest};
+    use crate::models::secrets::MasterKeys;
     use crate::models::secrets::{ApiKey, SealedKey};
-    use crate::state::AppState;
+    use crate::models::store::{self, CallableModel};
 
-    /// The AI Gateway request timeout from the Configuration page: the bound of a whole exchange.
-    async fn exchange_limit(db: &sqlx::PgPool) -> Result<Duration, AppError> {
-        let seconds = sqlx::query_scalar!("SELECT ai_gateway_timeout_seconds FROM instance_settings")
-            .fetch_one(db)
-            .await?;
-        Ok(Duration::from_secs(seconds.max(1) as u64))
+    /// What a conversation with a model needs, from the request's context.
+    struct Talk {
+        pool: sqlx::PgPool,
+        catalog: Arc<Catalog>,
+        clients: Arc<ModelClients>,
     }
 
-    struct StoredTarget {
-        name: String,
-        family: String,
-        platform: Platform,
-        endpoint: Option<String>,
-        identifier: String,
-        sealed: Option<SealedKey>,
+    fn talk() -> Talk {
+        Talk { pool: expect_context(), catalog: expect_context(), clients: expect_context() }
     }
 
-    async fn stored_target(db: &sqlx::PgPool, id: i64) -> Result<StoredTarget, AppError> {
-        let row = sqlx::query!(
-            "SELECT name, model_family, platform, endpoint, identifier,
-                    api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint
-             FROM self_hosted_models WHERE id = $1",
-            id
-        )
-        .fetch_optional(db)
-        .await?
-        .ok_or_else(|| AppError::NotFound.respond())?;
-        let sealed =
-            match (row.api_key_ciphertext, row.api_key_nonce, row.api_key_key_id, row.api_key_fingerprint) {
-                (Some(ciphertext), Some(nonce), Some(key_id), Some(fingerprint)) => {
-                    Some(SealedKey { ciphertext, nonce, key_id, fingerprint })
-                }
-                _ => None,
-            };
-        Ok(StoredTarget {
-            name: row.name,
-            family: row.model_family,
-            platform: Platform::parse(&row.platform).unwrap_or_default(),
-            endpoint: row.endpoint,
-            identifier: row.identifier,
-            sealed,
-        })
-    }
-
-    fn open_key(state: &AppState, sealed: Option<&SealedKey>) -> Result<Option<ApiKey>, AppError> {
+    fn open_key(sealed: Option<&SealedKey>) -> Result<Option<ApiKey>, AppError> {
         sealed
             .map(|sealed| {
-                state.master_keys.open(sealed).map_err(|error| {
+                expect_context::<Arc<MasterKeys>>().open(sealed).map_err(|error| {
                     tracing::error!(%error, "a stored API key could not be opened");
                     AppError::Conflict(
                         "The stored API key cannot be decrypted with the configured master keys. Replace the key on the model's form."
                             .to_owned(),
                     )
-                    .respond()
                 })
             })
             .transpose()
     }
 
-    fn target_for(
-        platform: Platform,
-        endpoint: Option<String>,
-        identifier: &str,
-        api_key: Option<ApiKey>,
-    ) -> Target {
-        // The provider prefix is LiteLLM's; neither Bedrock nor the model server knows it.
-        let model = match ModelIdentifier::parse(platform, identifier) {
-            Ok(parsed) => parsed.provider_model().to_owned(),
-            Err(_) => identifier.to_owned(),
-        };
-        match platform {
-            Platform::Bedrock => Target::Bedrock { model_id: model },
-            Platform::Api => Target::OpenAi { endpoint: endpoint.unwrap_or_default(), model, api_key },
-        }
+    /// Scheme, host and port: what a key is bound to.
+    fn origin(endpoint: &str) -> Option<url::Origin> {
+        url::Url::parse(endpoint).ok().map(|url| url.origin())
     }
 
-    pub async fn test_connection(
-        id: Option<i64>,
-        form: ModelForm,
-        api_key_action: Option<String>,
-        api_key: Option<String>,
-    ) -> Result<ConnectionTest, AppError> {
-        require_admin().await?;
-        let state = expect_context::<AppState>();
-        let valid = form
-            .parse(|family| state.catalog.family(family).is_some())
-            .map_err(|errors| AppError::Validation(errors).respond())?;
-        let typed = api_key.map(|key| key.trim().to_owned()).filter(|key| !key.is_empty());
-        let key = match (valid.platform, api_key_action.as_deref(), typed, id) {
-            (Platform::Bedrock, ..) | (_, Some(KEY_REMOVE), ..) => None,
-            (_, _, Some(typed), _) => Some(ApiKey::new(typed)),
-            // Editing without a new key: test with the stored one.
-            (_, Some(KEY_KEEP) | None, None, Some(id)) => {
-                let stored = stored_target(&state.pool, id).await?;
-                open_key(&state, stored.sealed.as_ref())?
+    pub async fn test_connection(id: Option<i64>, form: ModelForm) -> Result<ConnectionTest, AppError> {
+        let user = require_admin().await?;
+        let state = talk();
+        let valid =
+            form.parse(|family| state.catalog.family(family).is_some()).map_err(AppError::Validation)?;
+        let endpoint = valid.endpoint.map(|e| e.as_str().to_owned());
+        let key = match (valid.platform.uses_api_key(), form.key_action(), form.typed_key(), id) {
+            (false, ..) | (_, KeyAction::Remove, ..) => None,
+            (_, _, Some(typed), _) => Some(ApiKey::new(typed.to_owned())),
+            // Editing without a new key: test with the stored one, but only at the endpoint it
+            // was stored for; a changed endpoint could be anyone's.
+            (_, KeyAction::Keep | KeyAction::Replace, None, Some(id)) => {
+                let stored = store::callable(&state.pool, id).await?;
+                match stored.sealed_key.as_ref() {
+                    None => None,
+                    Some(sealed) => {
+                        let same_origin = endpoint.as_deref().and_then(origin).is_some()
+                            && endpoint.as_deref().and_then(origin)
+                                == stored.endpoint.as_deref().and_then(origin);
+                        if !same_origin {
+                            return Err(AppError::field("api_key", KEY_NEEDED_FOR_NEW_ENDPOINT));
+                        }
+                        let key = open_key(Some(sealed))?;
+                        audit_stored_key_use(&state.pool, &user, id, &stored).await?;
+                        key
+                    }
+                }
             }
             _ => None,
         };
-        let target = target_for(
-            valid.platform,
-            valid.endpoint.map(|e| e.as_str().to_owned()),
-            valid.identifier.as_str(),
-            key,
-        );
+        let target = Target::new(valid.platform, endpoint, valid.identifier.as_str(), key);
         let exchange = Exchange {
             system: None,
             messages: vec![ChatMessage { speaker: Speaker::User, text: TEST_PROMPT.to_owned() }],
@@ -196,62 +145,74 @@ pub mod ssr {
             temperature: None,
         };
         let limit = exchange_limit(&state.pool).await?;
-        let mut events = Box::pin(stream_reply(&state.model_clients, target, exchange, limit));
+        let mut events = Box::pin(stream_reply(&state.clients, target, exchange, limit));
         let mut reply = String::new();
-        let mut result = None;
+        let mut outcome = Err(ModelFailure::Malformed);
         while let Some(event) = events.next().await {
             match event {
-                ChatEvent::Text(text) => reply.push_str(&text),
-                ChatEvent::Done(figures) => {
-                    result = Some(ConnectionTest {
-                        ok: true,
-                        message: CONNECTED.to_owned(),
-                        reply: reply.clone(),
-                        figures,
-                    })
-                }
-                ChatEvent::Failed(message) => {
-                    result = Some(ConnectionTest {
-                        ok: false,
-                        message,
-                        reply: reply.clone(),
-                        figures: Figures::default(),
-                    })
-                }
-                ChatEvent::Answering(_) => {}
+                ReplyEvent::Text(text) => reply.push_str(&text),
+                ReplyEvent::Done(figures) => outcome = Ok(figures),
+                ReplyEvent::Failed(failure) => outcome = Err(failure),
             }
         }
-        let result = result.unwrap_or(ConnectionTest {
-            ok: false,
-            message: crate::chat::client::MALFORMED.to_owned(),
-            reply,
-            figures: Figures::default(),
-        });
         if let Some(id) = id {
-            record_last_test(&state.pool, id, result.ok, &result.message, &result.figures).await;
+            record_last_test(&state.pool, id, &outcome, CONNECTED).await;
         }
-        Ok(result)
+        Ok(match outcome {
+            Ok(figures) => ConnectionTest { ok: true, message: CONNECTED.to_owned(), reply, figures },
+            Err(failure) => {
+                ConnectionTest { ok: false, message: failure.to_string(), reply, figures: Figures::default() }
+            }
+        })
+    }
+
+    /// A stored key was opened for a test: who, which model, which endpoint (never the key).
+    async fn audit_stored_key_use(
+        pool: &sqlx::PgPool,
+        user: &crate::auth::CurrentUser,
+        id: i64,
+        model: &CallableModel,
+    ) -> Result<(), AppError> {
+        let endpoint = model.endpoint.as_deref().unwrap_or("--");
+        record(
+            pool,
+            &Actor::signed_in(user).await,
+            NewAuditEvent {
+                action: "model_stored_key_used",
+                target_type: "SelfHostedModel",
+                target_id: Some(id.to_string()),
+                target_name: Some(&model.name),
+                message: format!(
+                    "Stored API key of self-hosted model {} used to test {endpoint}",
+                    model.name
+                ),
+                before: None,
+                after: Some(serde_json::json!({ "endpoint": endpoint })),
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     fn conversation(messages: &str) -> Result<Vec<ChatMessage>, AppError> {
         let messages: Vec<ChatMessage> = serde_json::from_str(messages)
-            .map_err(|_| AppError::field("messages", "The conversation could not be read.").respond())?;
+            .map_err(|_| AppError::field("messages", "The conversation could not be read."))?;
         if messages
             .last()
             .is_none_or(|message| message.speaker != Speaker::User || message.text.trim().is_empty())
         {
-            return Err(AppError::field("messages", "Type a message to send.").respond());
+            return Err(AppError::field("messages", "Type a message to send."));
         }
         Ok(messages)
     }
 
     pub async fn chat_with_model(model_id: i64, messages: String) -> Result<TextStream<AppError>, AppError> {
         require_admin().await?;
-        let state = expect_context::<AppState>();
+        let state = talk();
         let messages = conversation(&messages)?;
-        let stored = stored_target(&state.pool, model_id).await?;
+        let model = store::callable(&state.pool, model_id).await?;
         let exchange = Exchange { system: None, messages, max_tokens: 512, temperature: None };
-        stream_lines(&state, model_id, stored, exchange, None).await
+        stream_lines(&state, model_id, model, exchange, None).await
     }
 
     pub async fn chat_with_feature(
@@ -259,22 +220,21 @@ pub mod ssr {
         messages: String,
     ) -> Result<TextStream<AppError>, AppError> {
         require_admin().await?;
-        let state = expect_context::<AppState>();
+        let state = talk();
         let messages = conversation(&messages)?;
-        let feature = state.catalog.feature(&feature).ok_or_else(|| AppError::NotFound.respond())?;
+        let feature = state.catalog.feature(&feature).ok_or(AppError::NotFound)?;
         let resolved = crate::features::api::ssr::resolve_model(&state.pool, &state.catalog, feature).await?;
         let Some((model_id, fallback)) = resolved else {
             return Err(AppError::Conflict(format!(
                 "Assign a model to {} before testing it.",
                 feature.title
-            ))
-            .respond());
+            )));
         };
-        let stored = stored_target(&state.pool, model_id).await?;
-        let prompt = state.prompts.resolve(&feature.key, &stored.family).cloned();
+        let model = store::callable(&state.pool, model_id).await?;
+        let prompt = expect_context::<Arc<Prompts>>().resolve(&feature.key, &model.family).cloned();
         let answering = match fallback {
-            Some(source) => format!("{} (the {source} model)", stored.name),
-            None => stored.name.clone(),
+            Some(source) => format!("{} (the {source} model)", model.name),
+            None => model.name.clone(),
         };
         let exchange = Exchange {
             system: prompt.as_ref().map(|p| p.system.clone()),
@@ -282,56 +242,54 @@ pub mod ssr {
             max_tokens: prompt.as_ref().map(|p| p.max_tokens).unwrap_or(512),
             temperature: prompt.and_then(|p| p.temperature),
         };
-        stream_lines(&state, model_id, stored, exchange, Some(answering)).await
+        stream_lines(&state, model_id, model, exchange, Some(answering)).await
     }
 
     /// The reply as `ChatEvent` lines; its outcome becomes the model's last test.
     async fn stream_lines(
-        state: &AppState,
+        state: &Talk,
         model_id: i64,
-        stored: StoredTarget,
+        model: CallableModel,
         exchange: Exchange,
         answering: Option<String>,
     ) -> Result<TextStream<AppError>, AppError> {
-        let key = open_key(state, stored.sealed.as_ref())?;
-        let target = target_for(stored.platform, stored.endpoint, &stored.identifier, key);
+        let key = open_key(model.sealed_key.as_ref())?;
+        let target = Target::new(model.platform, model.endpoint, &model.identifier, key);
         let limit = exchange_limit(&state.pool).await?;
         let pool = state.pool.clone();
         let first = futures::stream::iter(answering.map(ChatEvent::Answering));
-        let events =
-            first.chain(stream_reply(&state.model_clients, target, exchange, limit)).then(move |event| {
-                let pool = pool.clone();
-                async move {
-                    match &event {
-                        ChatEvent::Done(figures) => {
-                            record_last_test(&pool, model_id, true, "Answered", figures).await
-                        }
-                        ChatEvent::Failed(message) => {
-                            record_last_test(&pool, model_id, false, message, &Figures::default()).await
-                        }
-                        ChatEvent::Text(_) | ChatEvent::Answering(_) => {}
+        let reply = stream_reply(&state.clients, target, exchange, limit).then(move |event| {
+            let pool = pool.clone();
+            async move {
+                match &event {
+                    ReplyEvent::Done(figures) => {
+                        record_last_test(&pool, model_id, &Ok(figures.clone()), "Answered").await
                     }
-                    Ok::<String, AppError>(event.to_line())
+                    ReplyEvent::Failed(failure) => {
+                        record_last_test(&pool, model_id, &Err(failure.clone()), "").await
+                    }
+                    ReplyEvent::Text(_) => {}
                 }
-            });
-        Ok(TextStream::new(events))
+                ChatEvent::from(event)
+            }
+        });
+        let lines = first.chain(reply).map(|event| Ok::<String, AppError>(event.to_line()));
+        Ok(TextStream::new(lines))
     }
 
-    /// Best effort: a failure to record the status must not hide the test's own outcome.
-    /// A reply cut short by a shutdown says nothing about the model, so it is not recorded.
-    async fn record_last_test(db: &sqlx::PgPool, id: i64, ok: bool, message: &str, figures: &Figures) {
-        if message == SHUTTING_DOWN {
-            return;
-        }
-        let last =
-            LastTest { ok, message: message.to_owned(), figures: figures.clone(), at: chrono::Utc::now() };
-        let Ok(value) = serde_json::to_value(&last) else { return };
-        if let Err(error) =
-            sqlx::query!("UPDATE self_hosted_models SET last_test = $2 WHERE id = $1", id, value)
-                .execute(db)
-                .await
-        {
-            tracing::warn!(%error, "could not record a model's last test");
-        }
+    /// Records an exchange's outcome as the model's last test (`success` names a success). A
+    /// reply cut short by a shutdown says nothing about the model, so it is not recorded.
+    async fn record_last_test(
+        db: &sqlx::PgPool,
+        id: i64,
+        outcome: &Result<Figures, ModelFailure>,
+        success: &str,
+    ) {
+        let (ok, message, figures) = match outcome {
+            Err(ModelFailure::ShuttingDown) => return,
+            Ok(figures) => (true, success.to_owned(), figures.clone()),
+            Err(failure) => (false, failure.to_string(), Figures::default()),
+        };
+        store::record_last_test(db, id, &LastTest { ok, message, figures, at: chrono::Utc::now() }).await;
     }
 }

@@ -22,16 +22,8 @@ pub struct ChatMessage {
     pub text: String,
 }
 
-/// What an exchange measured.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Figures {
-    /// From sending the request to the first piece of the reply.
-    pub first_token_ms: Option<u64>,
-    pub total_ms: u64,
-    pub input_tokens: Option<i64>,
-    pub output_tokens: Option<i64>,
-    pub stop_reason: Option<String>,
-}
+/// What an exchange measured (a model's last test keeps it, so it lives with the models).
+pub use crate::models::domain::Figures;
 
 /// One line of a streamed chat reply, as the browser receives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,20 +1,18 @@
 //! The server functions of the self-hosted models screens. Each checks who is asking, parses
-//! its input with the domain types (the server is the truth), and writes inside one transaction
-//! together with its audit event.
-// The form's fields are this module's server-function arguments: one per field, so a plain
-// HTML form post (JavaScript off) maps onto them. The macro's browser-side copy of such a
-// function cannot carry an attribute, hence the module-wide allowance.
-#![allow(clippy::too_many_arguments)]
+//! its input with the domain types (the server is the truth), and writes through the models
+//! store inside one transaction together with its audit event.
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
-use super::domain::{ModelId, Platform};
+use super::domain::{LastTest, ModelForm, ModelId, Platform};
 use crate::catalog::{Family, Release};
 use crate::error::AppError;
 
 pub const MODELS_PER_PAGE: i64 = 20;
+/// Pages past this are clamped to it: a huge `page` must not overflow the offset.
+pub const MAX_PAGE: i64 = 1_000_000;
 pub const MODELS_PATH: &str = "/admin/gitlab_duo/self_hosted/models";
 
 /// One row of the "Self-hosted models" list. Never carries the API key, only whether one is set.
@@ -30,7 +28,7 @@ pub struct ModelRow {
     pub has_api_key: bool,
     /// Titles of the features that use this model.
     pub used_by: Vec<String>,
-    pub last_test: Option<crate::chat::api::LastTest>,
+    pub last_test: Option<LastTest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,53 +58,32 @@ pub struct ModelFormData {
     pub model: Option<StoredModel>,
     /// What the admin typed before a refused save posted with JavaScript off (never the API
     /// key), so the form comes back filled in beside its errors.
-    pub draft: Option<super::domain::ModelForm>,
+    pub draft: Option<ModelForm>,
 }
-
-/// What to do with a stored API key when the edit form is saved.
-pub const KEY_KEEP: &str = "keep";
-pub const KEY_REPLACE: &str = "replace";
-pub const KEY_REMOVE: &str = "remove";
 
 #[server(endpoint = "self_hosted_models", input = GetUrl)]
 pub async fn list_models(search: String, page: i64) -> Result<ModelsPage, AppError> {
-    ssr::list_models(search, page).await
+    ssr::list_models(search, page).await.map_err(AppError::respond)
 }
 
 #[server(endpoint = "self_hosted_model_form", input = GetUrl)]
 pub async fn load_model_form(id: Option<i64>) -> Result<ModelFormData, AppError> {
-    ssr::load_model_form(id).await
+    ssr::load_model_form(id).await.map_err(AppError::respond)
 }
 
 /// Adds (no `id`) or updates a model. On success the browser is sent back to the list.
 #[server(endpoint = "save_self_hosted_model")]
-pub async fn save_model(
-    id: Option<i64>,
-    name: String,
-    platform: String,
-    model_family: String,
-    endpoint: Option<String>,
-    identifier: String,
-    api_key_action: Option<String>,
-    api_key: Option<String>,
-) -> Result<(), AppError> {
-    let form = super::domain::ModelForm {
-        name,
-        platform,
-        model_family,
-        endpoint: endpoint.unwrap_or_default(),
-        identifier,
-    };
-    let saved = ssr::save_model(id, form.clone(), api_key_action, api_key).await;
+pub async fn save_model(id: Option<i64>, #[server(flatten)] form: ModelForm) -> Result<(), AppError> {
+    let saved = ssr::save_model(id, form.clone()).await;
     if matches!(saved, Err(AppError::Validation(_))) && crate::error::is_plain_form_post() {
         ssr::keep_draft(id, form).await;
     }
-    saved
+    saved.map_err(AppError::respond)
 }
 
 #[server(endpoint = "delete_self_hosted_model")]
 pub async fn delete_model(id: i64) -> Result<(), AppError> {
-    ssr::delete_model(id).await
+    ssr::delete_model(id).await.map_err(AppError::respond)
 }
 
 #[cfg(feature = "ssr")]
@@ -116,69 +93,73 @@ pub mod ssr {
     use super::*;
     use crate::audit::ssr::{Actor, NewAuditEvent, record};
     use crate::auth::ssr::{current_user, require_admin};
-    use crate::models::domain::{ModelForm, ValidModel};
-    use crate::models::secrets::{ApiKey, SealedKey};
-    use crate::state::AppState;
+    use crate::catalog::Catalog;
+    use crate::configuration::api::ssr::beta_enabled;
+    use crate::models::domain::{KeyAction, ValidModel};
+    use crate::models::secrets::ApiKey;
+    use crate::models::secrets::MasterKeys;
+    use crate::models::store::{self, KeyChange, ModelRecord};
 
-    fn state() -> AppState {
-        expect_context::<AppState>()
+    fn pool() -> sqlx::PgPool {
+        expect_context()
     }
 
-    pub async fn beta_enabled(db: impl sqlx::PgExecutor<'_>) -> Result<bool, sqlx::Error> {
-        sqlx::query_scalar!(r#"SELECT EXISTS(SELECT 1 FROM testing_terms_acceptances) AS "on!""#)
-            .fetch_one(db)
-            .await
+    fn catalog() -> std::sync::Arc<Catalog> {
+        expect_context()
+    }
+
+    impl From<ModelRecord> for StoredModel {
+        fn from(model: ModelRecord) -> Self {
+            StoredModel {
+                id: model.id,
+                name: model.name,
+                platform: model.platform,
+                model_family: model.model_family,
+                endpoint: model.endpoint,
+                identifier: model.identifier,
+                api_key_fingerprint: model.api_key_fingerprint,
+            }
+        }
     }
 
     pub async fn list_models(search: String, page: i64) -> Result<ModelsPage, AppError> {
         current_user().await?;
-        let state = state();
-        let page = page.max(1);
-        let beta_enabled = beta_enabled(&state.pool).await?;
+        let (pool, catalog) = (pool(), catalog());
+        let page = page.clamp(1, MAX_PAGE);
+        let beta_enabled = beta_enabled(&pool).await?;
         // While beta is off, beta families are hidden, except for models a feature still uses:
         // hiding those would hide what is serving requests.
         let hidden_families: Vec<String> = if beta_enabled {
             Vec::new()
         } else {
-            state.catalog.families.iter().filter(|f| f.release.needs_beta()).map(|f| f.key.clone()).collect()
+            catalog.families.iter().filter(|f| f.release.needs_beta()).map(|f| f.key.clone()).collect()
         };
-        let rows = sqlx::query!(
-            r#"SELECT m.id, m.name, m.platform, m.model_family, m.endpoint, m.identifier,
-                      m.api_key_ciphertext IS NOT NULL AS "has_api_key!",
-                      ARRAY(SELECT f.feature FROM feature_settings f
-                            WHERE f.self_hosted_model_id = m.id ORDER BY f.feature) AS "used_by!",
-                      m.last_test
-               FROM self_hosted_models m
-               WHERE ($1 = '' OR strpos(lower(m.name), lower($1)) > 0
-                              OR strpos(lower(m.identifier), lower($1)) > 0)
-                 AND (NOT (m.model_family = ANY($2))
-                      OR EXISTS (SELECT 1 FROM feature_settings f WHERE f.self_hosted_model_id = m.id))
-               ORDER BY lower(m.name), m.id
-               LIMIT $3 OFFSET $4"#,
+        let rows = store::list(
+            &pool,
             search.trim(),
             &hidden_families,
             MODELS_PER_PAGE + 1,
             (page - 1) * MODELS_PER_PAGE,
         )
-        .fetch_all(&state.pool)
         .await?;
         let has_next_page = rows.len() as i64 > MODELS_PER_PAGE;
         let models = rows
             .into_iter()
             .take(MODELS_PER_PAGE as usize)
             .map(|row| {
-                let family = state.catalog.family(&row.model_family);
+                let model = row.record;
+                let family = catalog.family(&model.model_family);
                 ModelRow {
-                    id: ModelId(row.id),
-                    name: row.name,
-                    platform: Platform::parse(&row.platform).unwrap_or_default(),
-                    family_name: family.map(|f| f.name.clone()).unwrap_or_else(|| row.model_family.clone()),
+                    id: model.id,
+                    family_name: family.map(|f| f.name.clone()).unwrap_or_else(|| model.model_family.clone()),
                     family_release: family.map(|f| f.release).unwrap_or(Release::Ga),
-                    endpoint: row.endpoint,
-                    identifier: row.identifier,
+                    name: model.name,
+                    platform: model.platform,
+                    endpoint: model.endpoint,
+                    identifier: model.identifier,
                     has_api_key: row.has_api_key,
-                    used_by: row.used_by.iter().map(|key| feature_title(&state.catalog, key)).collect(),
-                    last_test: row.last_test.and_then(|value| serde_json::from_value(value).ok()),
+                    used_by: row.used_by.iter().map(|key| feature_title(&catalog, key)).collect(),
+                    last_test: row.last_test,
                 }
             })
             .collect();
@@ -187,17 +168,15 @@ pub mod ssr {
 
     pub async fn load_model_form(id: Option<i64>) -> Result<ModelFormData, AppError> {
         current_user().await?;
-        let state = state();
-        let beta_enabled = beta_enabled(&state.pool).await?;
+        let (pool, catalog) = (pool(), catalog());
+        let beta_enabled = beta_enabled(&pool).await?;
         let model = match id {
             None => None,
-            Some(id) => {
-                Some(stored_model(&state.pool, id).await?.ok_or_else(|| AppError::NotFound.respond())?)
-            }
+            Some(id) => Some(StoredModel::from(store::find(&pool, id).await?.ok_or(AppError::NotFound)?)),
         };
-        let mut families = state.catalog.selectable_families(beta_enabled);
+        let mut families = catalog.selectable_families(beta_enabled);
         // A stored model of a beta family stays editable while beta is off.
-        if let Some(family) = model.as_ref().and_then(|m| state.catalog.family(&m.model_family))
+        if let Some(family) = model.as_ref().and_then(|m| catalog.family(&m.model_family))
             && !families.contains(family)
         {
             families.push(family.clone());
@@ -215,11 +194,11 @@ pub mod ssr {
 
     const DRAFT_KEY: &str = "model_form_draft";
 
-    /// Keeps what the admin typed for the form's next rendering. Best effort: without a session
-    /// the form only comes back empty.
+    /// Keeps what the admin typed (without the key) for the form's next rendering. Best
+    /// effort: without a session the form only comes back empty.
     pub async fn keep_draft(id: Option<i64>, form: ModelForm) {
         if let Ok(session) = leptos_axum::extract::<tower_sessions::Session>().await
-            && let Err(error) = session.insert(DRAFT_KEY, Draft { id, form }).await
+            && let Err(error) = session.insert(DRAFT_KEY, Draft { id, form: form.without_key() }).await
         {
             tracing::warn!(%error, "could not keep a refused form's values");
         }
@@ -237,42 +216,9 @@ pub mod ssr {
         (draft.id == id).then_some(draft.form)
     }
 
-    async fn stored_model(
-        db: impl sqlx::PgExecutor<'_>,
-        id: i64,
-    ) -> Result<Option<StoredModel>, sqlx::Error> {
-        let row = sqlx::query!(
-            "SELECT id, name, platform, model_family, endpoint, identifier, api_key_fingerprint
-             FROM self_hosted_models WHERE id = $1",
-            id
-        )
-        .fetch_optional(db)
-        .await?;
-        Ok(row.map(|row| StoredModel {
-            id: ModelId(row.id),
-            name: row.name,
-            platform: Platform::parse(&row.platform).unwrap_or_default(),
-            model_family: row.model_family,
-            endpoint: row.endpoint,
-            identifier: row.identifier,
-            api_key_fingerprint: row.api_key_fingerprint,
-        }))
-    }
-
-    /// Locks a model's row for the rest of the transaction and reads it; `NotFound` if it is gone.
-    async fn lock_model(tx: &mut sqlx::PgConnection, id: i64) -> Result<StoredModel, AppError> {
-        let locked = sqlx::query_scalar!("SELECT id FROM self_hosted_models WHERE id = $1 FOR UPDATE", id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        match locked {
-            Some(_) => stored_model(&mut *tx, id).await?.ok_or(AppError::NotFound),
-            None => Err(AppError::NotFound.respond()),
-        }
-    }
-
     /// The audit trail's view of a model: everything but the key, which appears as its
     /// fingerprint.
-    fn audit_view(model: &StoredModel) -> serde_json::Value {
+    fn audit_view(model: &ModelRecord) -> serde_json::Value {
         json!({
             "name": model.name,
             "platform": model.platform.key(),
@@ -283,37 +229,31 @@ pub mod ssr {
         })
     }
 
-    fn audit_label(model: &StoredModel) -> String {
+    fn audit_label(model: &ModelRecord) -> String {
         format!("{}/{}/{}", model.name, model.identifier, model.endpoint.as_deref().unwrap_or("--"))
     }
 
-    pub async fn save_model(
-        id: Option<i64>,
-        form: ModelForm,
-        api_key_action: Option<String>,
-        api_key: Option<String>,
-    ) -> Result<(), AppError> {
+    pub async fn save_model(id: Option<i64>, form: ModelForm) -> Result<(), AppError> {
         let user = require_admin().await?;
-        let state = state();
-        let mut tx = state.pool.begin().await?;
+        let catalog = catalog();
+        let mut tx = pool().begin().await?;
         let before = match id {
-            Some(id) => Some(lock_model(&mut tx, id).await?),
+            Some(id) => Some(store::lock(&mut tx, id).await?),
             None => None,
         };
 
         let beta_enabled = beta_enabled(&mut *tx).await?;
         let unchanged_family = before.as_ref().map(|model| model.model_family.as_str());
         let selectable = |key: &str| {
-            state.catalog.family(key).is_some_and(|family| {
+            catalog.family(key).is_some_and(|family| {
                 beta_enabled || !family.release.needs_beta() || Some(key) == unchanged_family
             })
         };
-        let valid: ValidModel =
-            form.parse(selectable).map_err(|errors| AppError::Validation(errors).respond())?;
+        let valid: ValidModel = form.parse(selectable).map_err(AppError::Validation)?;
 
-        let sealed = sealed_key_for(&state, &valid, before.as_ref(), api_key_action.as_deref(), api_key);
-        let saved_id = write_model(&mut tx, id, &valid, sealed).await?;
-        let after = stored_model(&mut *tx, saved_id).await?.ok_or(AppError::Internal)?;
+        let key = key_change(&expect_context::<std::sync::Arc<MasterKeys>>(), &valid, before.as_ref(), &form);
+        let saved_id = store::write(&mut tx, id, &valid, key).await?;
+        let after = store::find(&mut *tx, saved_id).await?.ok_or(AppError::Internal)?;
         let (action, verb) =
             if before.is_some() { ("model_updated", "updated") } else { ("model_created", "created") };
         let actor = Actor::signed_in(&user).await;
@@ -337,24 +277,21 @@ pub mod ssr {
         Ok(())
     }
 
-    /// The key the saved model should hold: `None` for none, `Some(None)` to keep what is
-    /// stored, `Some(Some(..))` for a new one. Bedrock models never hold one.
-    fn sealed_key_for(
-        state: &AppState,
+    /// What the save does with the key. Platforms without keys never hold one.
+    fn key_change(
+        master_keys: &MasterKeys,
         model: &ValidModel,
-        before: Option<&StoredModel>,
-        action: Option<&str>,
-        api_key: Option<String>,
+        before: Option<&ModelRecord>,
+        form: &ModelForm,
     ) -> KeyChange {
-        let typed = api_key.map(|key| key.trim().to_owned()).filter(|key| !key.is_empty());
-        if model.platform == Platform::Bedrock {
+        if !model.platform.uses_api_key() {
             return KeyChange::Clear;
         }
         let had_key = before.is_some_and(|model| model.api_key_fingerprint.is_some());
-        match (action.unwrap_or(KEY_REPLACE), typed) {
-            (KEY_REMOVE, _) => KeyChange::Clear,
-            (KEY_KEEP, _) if had_key => KeyChange::Keep,
-            (_, Some(key)) => KeyChange::Set(state.master_keys.seal(&ApiKey::new(key))),
+        match (form.key_action(), form.typed_key()) {
+            (KeyAction::Remove, _) => KeyChange::Clear,
+            (KeyAction::Keep, _) if had_key => KeyChange::Keep,
+            (_, Some(key)) => KeyChange::Set(master_keys.seal(&ApiKey::new(key.to_owned()))),
             // Replace chosen but left blank, on a model that had a key: keep it rather than
             // silently dropping a working key.
             (_, None) if had_key => KeyChange::Keep,
@@ -362,97 +299,19 @@ pub mod ssr {
         }
     }
 
-    enum KeyChange {
-        Keep,
-        Clear,
-        Set(SealedKey),
-    }
-
-    async fn write_model(
-        tx: &mut sqlx::PgConnection,
-        id: Option<i64>,
-        model: &ValidModel,
-        key: KeyChange,
-    ) -> Result<i64, AppError> {
-        let endpoint = model.endpoint.as_ref().map(|e| e.as_str());
-        let keep_key = matches!(key, KeyChange::Keep);
-        let sealed = match key {
-            KeyChange::Set(sealed) => Some(sealed),
-            _ => None,
-        };
-        let (ciphertext, nonce, key_id, fingerprint) = match &sealed {
-            Some(s) => {
-                (Some(&s.ciphertext), Some(&s.nonce), Some(s.key_id.as_str()), Some(s.fingerprint.as_str()))
-            }
-            None => (None, None, None, None),
-        };
-        let saved = match id {
-            None => {
-                sqlx::query_scalar!(
-                    r#"INSERT INTO self_hosted_models
-                         (name, platform, model_family, endpoint, identifier,
-                          api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"#,
-                    model.name.as_str(),
-                    model.platform.key(),
-                    model.model_family,
-                    endpoint,
-                    model.identifier.as_str(),
-                    ciphertext.map(|c| c.as_slice()),
-                    nonce.map(|n| n.as_slice()),
-                    key_id,
-                    fingerprint,
-                )
-                .fetch_one(&mut *tx)
-                .await?
-            }
-            Some(id) => {
-                sqlx::query_scalar!(
-                    r#"UPDATE self_hosted_models SET
-                         name = $2, platform = $3, model_family = $4, endpoint = $5, identifier = $6,
-                         api_key_ciphertext = CASE WHEN $10 THEN api_key_ciphertext ELSE $7 END,
-                         api_key_nonce = CASE WHEN $10 THEN api_key_nonce ELSE $8 END,
-                         api_key_key_id = CASE WHEN $10 THEN api_key_key_id ELSE $9 END,
-                         api_key_fingerprint = CASE WHEN $10 THEN api_key_fingerprint ELSE $11 END,
-                         updated_at = now()
-                       WHERE id = $1 RETURNING id"#,
-                    id,
-                    model.name.as_str(),
-                    model.platform.key(),
-                    model.model_family,
-                    endpoint,
-                    model.identifier.as_str(),
-                    ciphertext.map(|c| c.as_slice()),
-                    nonce.map(|n| n.as_slice()),
-                    key_id,
-                    keep_key,
-                    fingerprint,
-                )
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
-        Ok(saved)
-    }
-
     pub async fn delete_model(id: i64) -> Result<(), AppError> {
         let user = require_admin().await?;
-        let state = state();
-        let mut tx = state.pool.begin().await?;
+        let catalog = catalog();
+        let mut tx = pool().begin().await?;
         // Locking the row makes "in use?" and "delete" one step for concurrent requests; the
         // foreign key refuses the delete anyway if a feature slips in between.
-        let model = lock_model(&mut tx, id).await?;
-        let used_by = sqlx::query_scalar!(
-            "SELECT feature FROM feature_settings WHERE self_hosted_model_id = $1 ORDER BY feature",
-            id
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let model = store::lock(&mut tx, id).await?;
+        let used_by = store::used_by(&mut *tx, id).await?;
         if !used_by.is_empty() {
-            let titles: Vec<String> = used_by.iter().map(|key| feature_title(&state.catalog, key)).collect();
-            return Err(AppError::Conflict(in_use_message(&model.name, &titles)).respond());
+            let titles: Vec<String> = used_by.iter().map(|key| feature_title(&catalog, key)).collect();
+            return Err(AppError::Conflict(in_use_message(&model.name, &titles)));
         }
-        sqlx::query!("DELETE FROM self_hosted_models WHERE id = $1", id).execute(&mut *tx).await?;
+        store::delete(&mut *tx, id).await?;
         let actor = Actor::signed_in(&user).await;
         record(
             &mut *tx,

@@ -18,54 +18,61 @@ pub const ENDPOINT_REQUIRED: &str = "Please enter an endpoint.";
 pub const ENDPOINT_INVALID: &str = "Please add a valid endpoint.";
 pub const IDENTIFIER_REQUIRED: &str = "Please enter a model identifier.";
 pub const IDENTIFIER_TOO_LONG: &str = "Model identifier must be less than 255 characters.";
-pub const IDENTIFIER_NOT_BEDROCK: &str = "Model identifier must start with \"bedrock/\"";
-pub const IDENTIFIER_BEDROCK_EMPTY: &str = "Model identifier must name a Bedrock model after \"bedrock/\", for example bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0";
-pub const IDENTIFIER_WRONG_PROVIDER: &str =
-    "For the API platform, use custom_openai/MODEL-NAME or the model name alone.";
-
-pub const BEDROCK_PREFIX: &str = "bedrock/";
-pub const CUSTOM_OPENAI_PREFIX: &str = "custom_openai/";
+pub use super::platform::{
+    BEDROCK_PREFIX, CUSTOM_OPENAI_PREFIX, IDENTIFIER_BEDROCK_EMPTY, IDENTIFIER_NOT_BEDROCK,
+    IDENTIFIER_WRONG_PROVIDER, Platform,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ModelId(pub i64);
 
-/// Where the model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-pub enum Platform {
-    /// Any OpenAI-compatible server, such as vLLM.
-    #[default]
-    Api,
-    Bedrock,
+/// What to do with a stored API key when the edit form is saved. Posted as `key()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyAction {
+    /// Leave the stored key as it is.
+    Keep,
+    /// Store the typed key (a blank one keeps a stored key rather than silently dropping it).
+    Replace,
+    Remove,
 }
 
-impl Platform {
-    pub const ALL: [Platform; 2] = [Platform::Api, Platform::Bedrock];
-
+impl KeyAction {
     pub fn key(self) -> &'static str {
         match self {
-            Platform::Api => "api",
-            Platform::Bedrock => "bedrock",
+            KeyAction::Keep => "keep",
+            KeyAction::Replace => "replace",
+            KeyAction::Remove => "remove",
         }
     }
 
-    pub fn label(self) -> &'static str {
-        match self {
-            Platform::Api => "API",
-            Platform::Bedrock => "Amazon Bedrock",
+    /// The posted value; anything else (or nothing) means `Replace`, the form's default.
+    pub fn parse(value: Option<&str>) -> KeyAction {
+        match value.map(str::trim) {
+            Some("keep") => KeyAction::Keep,
+            Some("remove") => KeyAction::Remove,
+            _ => KeyAction::Replace,
         }
     }
+}
 
-    /// The identifier field's placeholder.
-    pub fn identifier_placeholder(self) -> &'static str {
-        match self {
-            Platform::Api => CUSTOM_OPENAI_PREFIX,
-            Platform::Bedrock => BEDROCK_PREFIX,
-        }
-    }
+/// What an exchange measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Figures {
+    /// From sending the request to the first piece of the reply.
+    pub first_token_ms: Option<u64>,
+    pub total_ms: u64,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub stop_reason: Option<String>,
+}
 
-    pub fn parse(value: &str) -> Option<Platform> {
-        Platform::ALL.into_iter().find(|platform| platform.key() == value)
-    }
+/// A model's last test (by hand or a chat), as the list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastTest {
+    pub ok: bool,
+    pub message: String,
+    pub figures: Figures,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// "Deployment name": required, at most 255 characters, surrounding spaces dropped.
@@ -133,21 +140,8 @@ impl ModelIdentifier {
         if value.chars().count() > IDENTIFIER_MAX_CHARS {
             return Err(IDENTIFIER_TOO_LONG);
         }
-        match platform {
-            Platform::Bedrock => match value.strip_prefix(BEDROCK_PREFIX) {
-                None => Err(IDENTIFIER_NOT_BEDROCK),
-                Some(model) if model.trim().is_empty() => Err(IDENTIFIER_BEDROCK_EMPTY),
-                Some(_) => Ok(ModelIdentifier(value.to_owned())),
-            },
-            Platform::Api => match value.split_once('/') {
-                // A bare name is served by the endpoint as it is.
-                None => Ok(ModelIdentifier(value.to_owned())),
-                Some(("custom_openai", model)) if !model.trim().is_empty() => {
-                    Ok(ModelIdentifier(value.to_owned()))
-                }
-                Some(_) => Err(IDENTIFIER_WRONG_PROVIDER),
-            },
-        }
+        platform.check_identifier(value)?;
+        Ok(ModelIdentifier(value.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -160,14 +154,53 @@ impl ModelIdentifier {
     }
 }
 
-/// What the admin typed into the form, as the browser sends it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the admin typed into the model form, as the browser posts it: the one list of the
+/// form's fields, flattened into the `save_model` and `test_connection` server functions so a
+/// plain HTML post (JavaScript off) maps onto it by field name. A field the form does not show
+/// (the endpoint of a Bedrock model) arrives blank.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ModelForm {
     pub name: String,
     pub platform: String,
     pub model_family: String,
     pub endpoint: String,
     pub identifier: String,
+    /// `KeyAction::key()`.
+    pub api_key_action: String,
+    /// A newly typed API key. Never kept in a draft, never printed by `Debug`.
+    pub api_key: String,
+}
+
+impl ModelForm {
+    pub fn key_action(&self) -> KeyAction {
+        KeyAction::parse(Some(&self.api_key_action))
+    }
+
+    /// The typed key, if any (surrounding spaces are a paste accident, not part of a key).
+    pub fn typed_key(&self) -> Option<&str> {
+        Some(self.api_key.trim()).filter(|key| !key.is_empty())
+    }
+
+    /// The form without its secret, fit to keep for the form's next rendering.
+    pub fn without_key(mut self) -> ModelForm {
+        self.api_key = String::new();
+        self
+    }
+}
+
+impl std::fmt::Debug for ModelForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelForm")
+            .field("name", &self.name)
+            .field("platform", &self.platform)
+            .field("model_family", &self.model_family)
+            .field("endpoint", &self.endpoint)
+            .field("identifier", &self.identifier)
+            .field("api_key_action", &self.api_key_action)
+            .field("api_key", &if self.api_key.is_empty() { "" } else { "[typed]" })
+            .finish()
+    }
 }
 
 /// A model whose every field passed its rule. Fields that do not apply to the platform are
@@ -192,13 +225,13 @@ impl ModelForm {
         };
         let name = DeploymentName::parse(&self.name);
         check("name", name.as_ref().map(|_| ()).map_err(|e| *e));
-        let platform = Platform::parse(&self.platform).unwrap_or_default();
+        let platform = Platform::parse(&self.platform);
+        check("platform", platform.map(|_| ()));
         let family = self.model_family.trim();
         check("model_family", if is_known_family(family) { Ok(()) } else { Err(FAMILY_REQUIRED) });
-        let endpoint = match platform {
-            Platform::Api => Some(Endpoint::parse(&self.endpoint)),
-            Platform::Bedrock => None,
-        };
+        // An unknown platform has no rules of its own to check the rest by.
+        let Ok(platform) = platform else { return Err(errors) };
+        let endpoint = platform.uses_endpoint().then(|| Endpoint::parse(&self.endpoint));
         if let Some(result) = &endpoint {
             check("endpoint", result.as_ref().map(|_| ()).map_err(|e| *e));
         }
@@ -284,7 +317,7 @@ mod tests {
 
     #[test]
     fn an_api_identifier_is_custom_openai_or_a_bare_name() {
-        let api = |value| ModelIdentifier::parse(Platform::Api, value);
+        let api = |value| ModelIdentifier::parse(Platform::OpenAiCompatible, value);
         assert_eq!(
             api("custom_openai/Mixtral-8x7B-Instruct-v0.1").unwrap().provider_model(),
             "Mixtral-8x7B-Instruct-v0.1"
@@ -316,6 +349,7 @@ mod tests {
             model_family: "claude_3".into(),
             endpoint: "http://left-over:8000/v1".into(),
             identifier: "bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0".into(),
+            ..ModelForm::default()
         }
     }
 
@@ -336,6 +370,23 @@ mod tests {
         assert_eq!(errors.get("identifier").map(String::as_str), Some(IDENTIFIER_REQUIRED));
         let unknown_family = form("bedrock").parse(|family| family == "mistral").unwrap_err();
         assert_eq!(unknown_family.keys().collect::<Vec<_>>(), ["model_family"]);
+    }
+
+    #[test]
+    fn an_unknown_platform_is_refused_at_its_field_not_read_as_api() {
+        let errors = form("vertex").parse(|family| family == "claude_3").unwrap_err();
+        assert_eq!(
+            errors.get("platform").map(String::as_str),
+            Some(super::super::platform::PLATFORM_UNKNOWN)
+        );
+    }
+
+    #[test]
+    fn the_debug_form_never_shows_a_typed_key() {
+        let typed = ModelForm { api_key: "sk-secret-1234".into(), ..form("api") };
+        assert!(!format!("{typed:?}").contains("sk-secret"));
+        assert_eq!(typed.clone().without_key().api_key, "");
+        assert_eq!(ModelForm { api_key: "  ".into(), ..form("api") }.typed_key(), None);
     }
 
     proptest! {
@@ -372,7 +423,7 @@ mod tests {
 
         #[test]
         fn parsing_never_panics_on_any_form(name in "\\PC{0,20}", platform in "\\PC{0,8}", endpoint in "\\PC{0,40}", identifier in "\\PC{0,40}") {
-            let form = ModelForm { name, platform, model_family: "mistral".into(), endpoint, identifier };
+            let form = ModelForm { name, platform, model_family: "mistral".into(), endpoint, identifier, ..ModelForm::default() };
             let _ = form.parse(|family| family == "mistral");
         }
     }

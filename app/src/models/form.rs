@@ -8,9 +8,13 @@ use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use super::api::{KEY_KEEP, KEY_REMOVE, KEY_REPLACE, ModelFormData, SaveModel, load_model_form};
-use super::domain::{DeploymentName, Endpoint, FAMILY_REQUIRED, ModelForm, ModelIdentifier, Platform};
+use super::api::{ModelFormData, SaveModel, load_model_form};
+use super::domain::{
+    DeploymentName, Endpoint, FAMILY_REQUIRED, KeyAction, ModelForm, ModelIdentifier, Platform,
+};
+use crate::chat::api::TestConnection;
 use crate::error::{AppError, FieldErrors};
+use crate::form_field::FormField;
 
 pub const SAVE_ERROR: &str = "There was an error saving the self-hosted model. Please try again.";
 const MODELS_LIST: &str = "/admin/gitlab_duo/self_hosted/models";
@@ -62,21 +66,22 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                 model_family: m.model_family.clone(),
                 endpoint: m.endpoint.clone().unwrap_or_default(),
                 identifier: m.identifier.clone(),
+                ..ModelForm::default()
             })
             .unwrap_or_default()
     });
 
     let name = RwSignal::new(initial.name);
-    let platform = RwSignal::new(Platform::parse(&initial.platform).unwrap_or_default());
+    let platform = RwSignal::new(Platform::parse(&initial.platform).unwrap_or(Platform::OpenAiCompatible));
     let family = RwSignal::new(initial.model_family);
     let endpoint = RwSignal::new(initial.endpoint);
     let identifier = RwSignal::new(initial.identifier);
     let api_key = RwSignal::new(String::new());
-    let key_action = RwSignal::new(if fingerprint.is_some() { KEY_KEEP } else { KEY_REPLACE });
+    let key_action = RwSignal::new(if fingerprint.is_some() { KeyAction::Keep } else { KeyAction::Replace });
     let show_key = RwSignal::new(false);
 
     let save = ServerAction::<SaveModel>::new();
-    let test = ServerAction::<crate::chat::api::TestConnection>::new();
+    let test = ServerAction::<TestConnection>::new();
     // Errors from the server (after a post with JavaScript off they arrive with the page).
     let server_errors = move || match save.value().get() {
         Some(Err(AppError::Validation(errors))) => Some(errors),
@@ -98,16 +103,24 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     };
 
     let known_families: Vec<String> = families.iter().map(|f| f.key.clone()).collect();
-    let current_form = move || ModelForm {
-        name: name.get_untracked(),
-        platform: platform.get_untracked().key().to_owned(),
-        model_family: family.get_untracked(),
-        endpoint: endpoint.get_untracked(),
-        identifier: identifier.get_untracked(),
+    // The one place the form's fields are gathered: what Save posts and Test connection sends.
+    // Fields the platform does not use go out blank.
+    let current_form = move || {
+        let chosen = platform.get();
+        ModelForm {
+            name: name.get(),
+            platform: chosen.key().to_owned(),
+            model_family: family.get(),
+            endpoint: if chosen.uses_endpoint() { endpoint.get() } else { String::new() },
+            identifier: identifier.get(),
+            api_key_action: key_action.get().key().to_owned(),
+            api_key: if chosen.uses_api_key() { api_key.get() } else { String::new() },
+        }
     };
+    let submission = move || SaveModel { id, form: current_form() };
     // Checks one field as the admin leaves it, with the same rule the server applies.
     let check = move |field: &'static str| {
-        let form = current_form();
+        let form = untrack(current_form);
         let result: Result<(), &'static str> = match field {
             "name" => DeploymentName::parse(&form.name).map(|_| ()),
             "endpoint" => Endpoint::parse(&form.endpoint).map(|_| ()),
@@ -146,61 +159,30 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     };
     let form_is_valid = {
         let known_families = known_families.clone();
-        move || {
-            let form = ModelForm {
-                name: name.get(),
-                platform: platform.get().key().to_owned(),
-                model_family: family.get(),
-                endpoint: endpoint.get(),
-                identifier: identifier.get(),
-            };
-            form.parse(|key| known_families.iter().any(|k| k == key)).is_ok()
-        }
+        move || current_form().parse(|key| known_families.iter().any(|k| k == key)).is_ok()
     };
     let run_test = move || {
-        let form = current_form();
-        let bedrock = platform.get_untracked() == Platform::Bedrock;
-        test.dispatch(crate::chat::api::TestConnection {
-            id,
-            name: form.name,
-            platform: form.platform,
-            model_family: form.model_family,
-            endpoint: (!bedrock).then_some(form.endpoint),
-            identifier: form.identifier,
-            api_key_action: Some(key_action.get_untracked().to_owned()),
-            api_key: (!bedrock).then(|| api_key.get_untracked()),
-        });
+        test.dispatch(TestConnection::from(untrack(submission)));
     };
     let on_submit = {
         let known_families = known_families.clone();
         move |event: leptos::ev::SubmitEvent| {
             event.prevent_default();
-            match current_form().parse(|key| known_families.iter().any(|k| k == key)) {
+            match untrack(current_form).parse(|key| known_families.iter().any(|k| k == key)) {
                 Err(found) => errors.set(found),
                 Ok(_) => {
                     errors.set(FieldErrors::new());
-                    let form = current_form();
-                    let bedrock = platform.get_untracked() == Platform::Bedrock;
-                    save.dispatch(SaveModel {
-                        id,
-                        name: form.name,
-                        platform: form.platform,
-                        model_family: form.model_family,
-                        endpoint: (!bedrock).then_some(form.endpoint),
-                        identifier: form.identifier,
-                        api_key_action: Some(key_action.get_untracked().to_owned()),
-                        api_key: (!bedrock).then(|| api_key.get_untracked()),
-                    });
+                    save.dispatch(untrack(submission));
                 }
             }
         }
     };
-    let error_for = move |field: &'static str| move || errors.read().get(field).cloned();
+    let error_for = move |field: &'static str| Signal::derive(move || errors.read().get(field).cloned());
     let invalid_class = move |field: &'static str| {
         move || if errors.read().contains_key(field) { "form-control is-invalid" } else { "form-control" }
     };
     let switch_platform = move |value: String| {
-        let chosen = Platform::parse(&value).unwrap_or_default();
+        let Ok(chosen) = Platform::parse(&value) else { return };
         if chosen != platform.get_untracked() {
             platform.set(chosen);
             // Fields of the other platform no longer apply.
@@ -220,7 +202,8 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     };
     let submit_label = if editing { "Save changes" } else { "Add self-hosted model" };
     let initial_name = name.get_untracked();
-    let initial_endpoint = endpoint.get_untracked();
+    // Copy, so the endpoint field can be built again each time the API platform is chosen.
+    let initial_endpoint = StoredValue::new(endpoint.get_untracked());
     let initial_identifier = identifier.get_untracked();
 
     view! {
@@ -230,8 +213,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
         {move || form_error().map(|text| view! { <div class="alert alert-danger" role="alert">{text}</div> })}
         <form class="model-form" method="post" action=SaveModel::url() on:submit=on_submit novalidate>
             {id.map(|id| view! { <input type="hidden" name="id" value=id.to_string()/> })}
-            <div class="form-group">
-                <label for="model-name">"Deployment name"</label>
+            <FormField id="model-name" label="Deployment name" error=error_for("name") help="A unique and descriptive name for your deployment.">
                 <input
                     id="model-name"
                     name="name"
@@ -242,10 +224,8 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                     on:input=move |ev| name.set(event_target_value(&ev))
                     on:blur=check_on_blur("name")
                 />
-                <FieldFeedback error=error_for("name") help="A unique and descriptive name for your deployment."/>
-            </div>
-            <div class="form-group">
-                <label for="model-platform">"Platform"</label>
+            </FormField>
+            <FormField id="model-platform" label="Platform">
                 <select
                     id="model-platform"
                     name="platform"
@@ -259,9 +239,13 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                         })
                         .collect_view()}
                 </select>
-            </div>
-            <div class="form-group">
-                <label for="model-family">"Model family"</label>
+            </FormField>
+            <FormField
+                id="model-family"
+                label="Model family"
+                error=error_for("model_family")
+                help="Select an appropriate model family from the list of approved GitLab models."
+            >
                 <select
                     id="model-family"
                     name="model_family"
@@ -287,38 +271,38 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                         })
                         .collect_view()}
                 </select>
-                <FieldFeedback
-                    error=error_for("model_family")
-                    help="Select an appropriate model family from the list of approved GitLab models."
-                />
-                {(!beta_enabled).then(|| view! {
-                    <p class="form-text">
-                        "More models are available in beta. "
-                        <a href="/admin/gitlab_duo/configuration">"You can turn on self-hosted model beta features."</a>
-                    </p>
-                })}
-            </div>
-            <Show when=move || platform.get() == Platform::Api>
-                <div class="form-group">
-                    <label for="model-endpoint">"Endpoint"</label>
+            </FormField>
+            {(!beta_enabled).then(|| view! {
+                <p class="form-text">
+                    "More models are available in beta. "
+                    <a href="/admin/gitlab_duo/configuration">"You can turn on self-hosted model beta features."</a>
+                </p>
+            })}
+            <Show when=move || platform.get().uses_endpoint()>
+                <FormField
+                    id="model-endpoint"
+                    label="Endpoint"
+                    error=error_for("endpoint")
+                    help="Specify the URL endpoint where your self-hosted model is accessible"
+                >
                     <input
                         id="model-endpoint"
                         name="endpoint"
                         type="url"
                         class=invalid_class("endpoint")
-                        value=initial_endpoint.clone()
+                        value=initial_endpoint.get_value()
                         prop:value=move || endpoint.get()
                         on:input=move |ev| endpoint.set(event_target_value(&ev))
                         on:blur=check_on_blur("endpoint")
                     />
-                    <FieldFeedback
-                        error=error_for("endpoint")
-                        help="Specify the URL endpoint where your self-hosted model is accessible"
-                    />
-                </div>
+                </FormField>
             </Show>
-            <div class="form-group">
-                <label for="model-identifier">"Model identifier"</label>
+            <FormField
+                id="model-identifier"
+                label="Model identifier"
+                error=error_for("identifier")
+                help=Signal::derive(move || platform.get().identifier_help().to_owned())
+            >
                 <input
                     id="model-identifier"
                     name="identifier"
@@ -330,22 +314,13 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                     on:input=move |ev| identifier.set(event_target_value(&ev))
                     on:blur=check_on_blur("identifier")
                 />
-                <FieldFeedback
-                    error=error_for("identifier")
-                    help="Provide the model identifier in the form of provider/model-name"
-                />
-            </div>
-            <Show when=move || platform.get() == Platform::Api>
-                <ApiKeyField api_key key_action show_key fingerprint=fingerprint.clone()/>
+            </FormField>
+            <Show when=move || platform.get().uses_api_key()>
+                <ApiKeyField api_key key_action show_key fingerprint=fingerprint.clone() error=error_for("api_key")/>
             </Show>
-            <Show when=move || platform.get() == Platform::Bedrock>
-                <p class="form-text bedrock-note">
-                    "To fully set up AWS credentials for this model please refer to the "
-                    <a href="https://docs.gitlab.com/administration/gitlab_duo_self_hosted/supported_llm_serving_platforms/#for-cloud-hosted-model-deployments">
-                        "AWS Bedrock Configuration Guide"
-                    </a>
-                </p>
-            </Show>
+            {move || platform.get().credentials_note().map(|note| view! {
+                <p class="form-text credentials-note">{note.text}<a href=note.href>{note.link_text}</a></p>
+            })}
             {move || test.pending().get().then(|| view! { <p class="loading" role="status">"Testing the connection…"</p> })}
             {move || test.value().get().map(|outcome| match outcome {
                 Ok(result) if result.ok => view! {
@@ -372,50 +347,44 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     }
 }
 
-#[component]
-fn FieldFeedback(
-    error: impl Fn() -> Option<String> + Send + Sync + 'static,
-    help: &'static str,
-) -> impl IntoView {
-    view! {
-        {move || error().map(|message| view! { <p class="invalid-feedback" role="alert">{message}</p> })}
-        <p class="form-text">{help}</p>
-    }
-}
-
 /// "API Key (optional)". The stored key never comes back: the form shows "Key set" with a
 /// fingerprint, and offers to replace or remove it; leaving it alone keeps it.
 #[component]
 fn ApiKeyField(
     api_key: RwSignal<String>,
-    key_action: RwSignal<&'static str>,
+    key_action: RwSignal<KeyAction>,
     show_key: RwSignal<bool>,
     fingerprint: Option<String>,
+    error: Signal<Option<String>>,
 ) -> impl IntoView {
     let has_stored_key = fingerprint.is_some();
     let fingerprint = fingerprint.unwrap_or_default();
     view! {
-        <div class="form-group">
-            <label for="model-api-key">"API Key (optional)"</label>
-            <input type="hidden" name="api_key_action" value=move || key_action.get()/>
+        <FormField
+            id="model-api-key"
+            label="API Key (optional)"
+            error
+            help="If required, provide the API token that grants access to your self-hosted model deployment."
+        >
+            <input type="hidden" name="api_key_action" value=move || key_action.get().key()/>
             {move || match key_action.get() {
-                KEY_KEEP => view! {
+                KeyAction::Keep => view! {
                     <div class="key-set">
                         <span class="badge badge-success">"Key set"</span>
                         <code title="Fingerprint of the stored key">{fingerprint.clone()}</code>
-                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KEY_REPLACE)>"Replace key"</button>
-                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KEY_REMOVE)>"Remove key"</button>
+                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KeyAction::Replace)>"Replace key"</button>
+                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KeyAction::Remove)>"Remove key"</button>
                     </div>
                 }
                 .into_any(),
-                KEY_REMOVE => view! {
+                KeyAction::Remove => view! {
                     <div class="key-set">
                         <span>"The API key will be removed when you save."</span>
-                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KEY_KEEP)>"Keep key"</button>
+                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KeyAction::Keep)>"Keep key"</button>
                     </div>
                 }
                 .into_any(),
-                _ => view! {
+                KeyAction::Replace => view! {
                     <div class="input-group">
                         <input
                             id="model-api-key"
@@ -435,7 +404,7 @@ fn ApiKeyField(
                             {move || if show_key.get() { "Hide" } else { "Show" }}
                         </button>
                         {has_stored_key.then(|| view! {
-                            <button type="button" class="btn" on:click=move |_| { api_key.set(String::new()); key_action.set(KEY_KEEP) }>
+                            <button type="button" class="btn" on:click=move |_| { api_key.set(String::new()); key_action.set(KeyAction::Keep) }>
                                 "Keep current key"
                             </button>
                         })}
@@ -443,9 +412,6 @@ fn ApiKeyField(
                 }
                 .into_any(),
             }}
-            <p class="form-text">
-                "If required, provide the API token that grants access to your self-hosted model deployment."
-            </p>
-        </div>
+        </FormField>
     }
 }

@@ -7,7 +7,6 @@ use leptos_router::hooks::use_query_map;
 
 use super::ModelConfigurationHeader;
 use super::api::{DeleteModel, ModelRow, ModelsPage, list_models};
-use super::domain::Platform;
 use crate::chat::panel::{ChatPanel, ChatTarget};
 
 pub const EMPTY_STATE: &str =
@@ -115,9 +114,9 @@ fn ModelsTable(
                     .into_iter()
                     .map(|model| {
                         let hidden_beta = !beta_enabled && model.family_release.needs_beta();
-                        let endpoint = match model.platform {
-                            Platform::Bedrock => "--".to_owned(),
-                            Platform::Api => model.endpoint.clone().unwrap_or_else(|| "--".to_owned()),
+                        let endpoint = match model.platform.uses_endpoint() {
+                            false => "--".to_owned(),
+                            true => model.endpoint.clone().unwrap_or_else(|| "--".to_owned()),
                         };
                         let edit_href = format!("/admin/gitlab_duo/self_hosted/models/{}/edit", model.id.0);
                         let row = model.clone();

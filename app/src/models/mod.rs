@@ -5,8 +5,11 @@ pub mod api;
 pub mod domain;
 pub mod form;
 pub mod list;
+pub mod platform;
 #[cfg(feature = "ssr")]
 pub mod secrets;
+#[cfg(feature = "ssr")]
+pub mod store;
 
 use leptos::prelude::*;
 

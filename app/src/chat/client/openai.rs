@@ -1,0 +1,261 @@
+//! OpenAI-compatible servers (vLLM, LiteLLM, llama.cpp, ...): chat completions streamed as
+//! server-sent events, with a stored key sent as a bearer token. Replies are read with caps
+//! (a model server is not trusted to be small), and redirects are never followed: a key goes
+//! only to the endpoint it was stored for.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::{Exchange, ModelClients, ModelFailure, Reply};
+use crate::chat::{Figures, Speaker};
+use crate::models::secrets::ApiKey;
+
+/// The most of an error body read to describe it.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The most of a reply that ignores `"stream": true` (one JSON document).
+const MAX_WHOLE_REPLY: usize = 4 * 1024 * 1024;
+/// The longest server-sent event line: one piece of a reply is a few bytes.
+const MAX_EVENT_LINE: usize = 1024 * 1024;
+
+pub(super) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        // A redirect could carry the key to another host (even to a cloud metadata address).
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+pub(super) async fn stream(
+    clients: &ModelClients,
+    endpoint: &str,
+    model: &str,
+    api_key: Option<&ApiKey>,
+    exchange: &Exchange,
+    reply: &mut Reply,
+) -> Result<(), ModelFailure> {
+    let mut messages = Vec::new();
+    if let Some(system) = &exchange.system {
+        messages.push(json!({ "role": "system", "content": system }));
+    }
+    for message in &exchange.messages {
+        let role = match message.speaker {
+            Speaker::User => "user",
+            Speaker::Assistant => "assistant",
+        };
+        messages.push(json!({ "role": role, "content": message.text }));
+    }
+    let mut body = json!({
+        "model": model,
+        "messages": messages,
+        "max_tokens": exchange.max_tokens,
+        "stream": true,
+        "stream_options": { "include_usage": true },
+    });
+    if let Some(temperature) = exchange.temperature {
+        body["temperature"] = json!(temperature);
+    }
+    let url = format!("{}/chat/completions", endpoint.trim_end_matches('/'));
+    let mut request = clients.http.post(&url).json(&body);
+    if let Some(key) = api_key {
+        request = request.bearer_auth(key.expose());
+    }
+    let response = tokio::time::timeout(clients.idle_limit, request.send())
+        .await
+        .map_err(|_| ModelFailure::NoAnswer)?
+        .map_err(|error| describe_http_error(&error, endpoint))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = read_capped(response, MAX_ERROR_BODY, clients.idle_limit).await.unwrap_or_default();
+        return Err(describe_status(status.as_u16(), &text, endpoint, api_key.is_some()));
+    }
+    let streaming = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    if !streaming {
+        // A server that ignores "stream": one JSON answer.
+        let text = read_capped(response, MAX_WHOLE_REPLY, clients.idle_limit).await?;
+        let answer: Value = serde_json::from_str(&text).map_err(|_| ModelFailure::Malformed)?;
+        let content = answer["choices"][0]["message"]["content"].as_str().ok_or(ModelFailure::Malformed)?;
+        reply.forward(content.to_owned()).await?;
+        read_usage(&answer, &mut reply.figures);
+        reply.figures.stop_reason = answer["choices"][0]["finish_reason"].as_str().map(str::to_owned);
+        return Ok(());
+    }
+    let mut body = response.bytes_stream();
+    let mut lines = SseLines::default();
+    loop {
+        let chunk = tokio::time::timeout(clients.idle_limit, body.next())
+            .await
+            .map_err(|_| ModelFailure::StreamStalled)?;
+        let Some(chunk) = chunk else {
+            return Ok(());
+        };
+        for data in lines.push(&chunk.map_err(|_| ModelFailure::StreamStalled)?)? {
+            if data == "[DONE]" {
+                return Ok(());
+            }
+            let event: Value = serde_json::from_str(&data).map_err(|_| ModelFailure::Malformed)?;
+            if let Some(message) = error_message(&event) {
+                return Err(ModelFailure::Provider(format!(
+                    "The self-hosted model server reported an error: {message}"
+                )));
+            }
+            read_usage(&event, &mut reply.figures);
+            if let Some(choice) = event["choices"].get(0) {
+                if let Some(text) = choice["delta"]["content"].as_str() {
+                    reply.forward(text.to_owned()).await?;
+                }
+                if let Some(reason) = choice["finish_reason"].as_str() {
+                    reply.figures.stop_reason = Some(reason.to_owned());
+                }
+            }
+        }
+    }
+}
+
+/// Reassembles server-sent event lines from chunks split anywhere, and hands back the `data:`
+/// of each complete line. Each byte is scanned once (a long line arriving in many chunks is not
+/// rescanned from its start), and a line may not outgrow `MAX_EVENT_LINE`.
+#[derive(Default)]
+struct SseLines {
+    pending: Vec<u8>,
+    /// How much of `pending` is known to hold no newline.
+    scanned: usize,
+}
+
+impl SseLines {
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, ModelFailure> {
+        self.pending.extend_from_slice(chunk);
+        let mut data = Vec::new();
+        let mut start = 0;
+        while let Some(offset) = self.pending[self.scanned..].iter().position(|byte| *byte == b'\n') {
+            let end = self.scanned + offset;
+            let line = std::str::from_utf8(&self.pending[start..end]).map_err(|_| ModelFailure::Malformed)?;
+            if let Some(value) = line.trim().strip_prefix("data:") {
+                data.push(value.trim().to_owned());
+            }
+            start = end + 1;
+            self.scanned = start;
+        }
+        self.pending.drain(..start);
+        self.scanned = self.pending.len();
+        if self.pending.len() > MAX_EVENT_LINE {
+            return Err(ModelFailure::TooLarge { limit_kib: MAX_EVENT_LINE / 1024 });
+        }
+        Ok(data)
+    }
+}
+
+/// The body as text, or `TooLarge` past `limit` bytes (read no further), each piece within the
+/// idle limit.
+async fn read_capped(
+    response: reqwest::Response,
+    limit: usize,
+    idle: Duration,
+) -> Result<String, ModelFailure> {
+    let mut body = response.bytes_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) =
+        tokio::time::timeout(idle, body.next()).await.map_err(|_| ModelFailure::StreamStalled)?
+    {
+        bytes.extend_from_slice(&chunk.map_err(|_| ModelFailure::StreamStalled)?);
+        if bytes.len() > limit {
+            return Err(ModelFailure::TooLarge { limit_kib: limit / 1024 });
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| ModelFailure::Malformed)
+}
+
+fn read_usage(event: &Value, figures: &mut Figures) {
+    if let Some(usage) = event.get("usage").filter(|usage| usage.is_object()) {
+        figures.input_tokens = usage["prompt_tokens"].as_i64().or(figures.input_tokens);
+        figures.output_tokens = usage["completion_tokens"].as_i64().or(figures.output_tokens);
+    }
+}
+
+/// The message of either error shape: vLLM's older `{"object":"error","message":..}` or the
+/// newer `{"error":{"message":..}}`.
+fn error_message(body: &Value) -> Option<String> {
+    if body["object"] == "error" {
+        return body["message"].as_str().map(str::to_owned);
+    }
+    body["error"]["message"].as_str().map(str::to_owned).or_else(|| body["error"].as_str().map(str::to_owned))
+}
+
+fn describe_status(status: u16, body: &str, endpoint: &str, sent_key: bool) -> ModelFailure {
+    let detail = serde_json::from_str::<Value>(body).ok().and_then(|body| error_message(&body));
+    let detail = detail.map(|message| format!(": {message}")).unwrap_or_default();
+    ModelFailure::Provider(match status {
+        401 | 403 if sent_key => format!(
+            "The self-hosted model server returned code {status}{detail}. The API key was refused: replace it on the model's form."
+        ),
+        401 | 403 => format!(
+            "The self-hosted model server returned code {status}{detail}. It needs an API key: add one on the model's form."
+        ),
+        404 => {
+            let hint = if endpoint.trim_end_matches('/').ends_with("/v1") {
+                "Check the model identifier: the server does not serve that model."
+            } else {
+                "The endpoint usually ends in /v1 (for example http://vllm:8000/v1)."
+            };
+            format!("The self-hosted model server returned code 404{detail}. {hint}")
+        }
+        300..=399 => format!(
+            "The self-hosted model server returned code {status}, a redirect. The console does not follow redirects (a key goes only to the endpoint it was stored for): enter the final address as the endpoint."
+        ),
+        _ => format!("The self-hosted model server returned code {status}{detail}"),
+    })
+}
+
+fn describe_http_error(error: &reqwest::Error, endpoint: &str) -> ModelFailure {
+    if error.is_timeout() {
+        ModelFailure::NoAnswer
+    } else if error.is_connect() {
+        ModelFailure::Provider(format!(
+            "Could not connect to {endpoint} (connection refused or host unreachable). Check the endpoint and that the model server is running."
+        ))
+    } else {
+        ModelFailure::Provider(format!("Could not reach {endpoint}. Check the endpoint and the network."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_lines_survive_any_split_and_only_data_lines_come_back() {
+        let wire = b"data: {\"a\":1}\n\n: comment\ndata: [DONE]\n";
+        for split in 1..wire.len() {
+            let mut lines = SseLines::default();
+            let mut seen = lines.push(&wire[..split]).unwrap();
+            seen.extend(lines.push(&wire[split..]).unwrap());
+            assert_eq!(seen, ["{\"a\":1}", "[DONE]"], "split at {split}");
+        }
+    }
+
+    #[test]
+    fn a_line_without_end_is_refused_once_it_outgrows_the_cap() {
+        let mut lines = SseLines::default();
+        let piece = vec![b'x'; 64 * 1024];
+        let mut outcome = Ok(Vec::new());
+        for _ in 0..=(MAX_EVENT_LINE / piece.len()) {
+            outcome = lines.push(&piece);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        assert_eq!(outcome, Err(ModelFailure::TooLarge { limit_kib: MAX_EVENT_LINE / 1024 }));
+    }
+
+    #[test]
+    fn a_redirect_is_named_not_followed() {
+        let failure = describe_status(302, "", "http://h/v1", true).to_string();
+        assert!(failure.contains("does not follow redirects"), "{failure}");
+    }
+}

@@ -1,0 +1,159 @@
+//! Where a model runs, and everything that follows from it: the platform is the one place the
+//! form, the list, the key policy and the identifier rule ask, so a new platform is a new
+//! variant here (plus its provider in `chat/client/`, a migration and a test fake).
+
+use serde::{Deserialize, Serialize};
+
+pub const PLATFORM_UNKNOWN: &str = "Select a platform.";
+pub const IDENTIFIER_NOT_BEDROCK: &str = "Model identifier must start with \"bedrock/\"";
+pub const IDENTIFIER_BEDROCK_EMPTY: &str = "Model identifier must name a Bedrock model after \"bedrock/\", for example bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0";
+pub const IDENTIFIER_WRONG_PROVIDER: &str =
+    "For the API platform, use custom_openai/MODEL-NAME or the model name alone.";
+
+pub const BEDROCK_PREFIX: &str = "bedrock/";
+pub const CUSTOM_OPENAI_PREFIX: &str = "custom_openai/";
+
+/// Where the model runs. Stored and posted by `key()`; shown by `label()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Platform {
+    /// Any OpenAI-compatible server, such as vLLM (GitLab calls the platform "API").
+    OpenAiCompatible,
+    Bedrock,
+}
+
+/// A link shown under the form for platforms whose credentials live outside the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialsNote {
+    pub text: &'static str,
+    pub link_text: &'static str,
+    pub href: &'static str,
+}
+
+impl Platform {
+    /// In the order the form offers them.
+    pub const ALL: [Platform; 2] = [Platform::OpenAiCompatible, Platform::Bedrock];
+
+    /// The stored and posted value (GitLab's `provider` values).
+    pub fn key(self) -> &'static str {
+        match self {
+            Platform::OpenAiCompatible => "api",
+            Platform::Bedrock => "bedrock",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Platform::OpenAiCompatible => "API",
+            Platform::Bedrock => "Amazon Bedrock",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Platform, &'static str> {
+        Platform::ALL.into_iter().find(|platform| platform.key() == value.trim()).ok_or(PLATFORM_UNKNOWN)
+    }
+
+    /// Whether the admin gives an endpoint URL (else the platform's SDK finds its own).
+    pub fn uses_endpoint(self) -> bool {
+        match self {
+            Platform::OpenAiCompatible => true,
+            Platform::Bedrock => false,
+        }
+    }
+
+    /// Whether the model may hold an API key (else credentials come from the environment).
+    pub fn uses_api_key(self) -> bool {
+        match self {
+            Platform::OpenAiCompatible => true,
+            Platform::Bedrock => false,
+        }
+    }
+
+    /// The prefix every identifier of this platform must start with, if any.
+    pub fn identifier_prefix(self) -> Option<&'static str> {
+        match self {
+            Platform::OpenAiCompatible => None,
+            Platform::Bedrock => Some(BEDROCK_PREFIX),
+        }
+    }
+
+    /// The identifier field's placeholder.
+    pub fn identifier_placeholder(self) -> &'static str {
+        match self {
+            Platform::OpenAiCompatible => CUSTOM_OPENAI_PREFIX,
+            Platform::Bedrock => BEDROCK_PREFIX,
+        }
+    }
+
+    /// The identifier field's help text.
+    pub fn identifier_help(self) -> &'static str {
+        "Provide the model identifier in the form of provider/model-name"
+    }
+
+    pub fn credentials_note(self) -> Option<CredentialsNote> {
+        match self {
+            Platform::OpenAiCompatible => None,
+            Platform::Bedrock => Some(CredentialsNote {
+                text: "To fully set up AWS credentials for this model please refer to the ",
+                link_text: "AWS Bedrock Configuration Guide",
+                href: "https://docs.gitlab.com/administration/gitlab_duo_self_hosted/supported_llm_serving_platforms/#for-cloud-hosted-model-deployments",
+            }),
+        }
+    }
+
+    /// This platform's own rule for a (present, not too long, trimmed) identifier.
+    pub fn check_identifier(self, value: &str) -> Result<(), &'static str> {
+        match self {
+            Platform::Bedrock => match value.strip_prefix(BEDROCK_PREFIX) {
+                None => Err(IDENTIFIER_NOT_BEDROCK),
+                Some(model) if model.trim().is_empty() => Err(IDENTIFIER_BEDROCK_EMPTY),
+                Some(_) => Ok(()),
+            },
+            Platform::OpenAiCompatible => match value.split_once('/') {
+                // A bare name is served by the endpoint as it is.
+                None => Ok(()),
+                Some(("custom_openai", model)) if !model.trim().is_empty() => Ok(()),
+                Some(_) => Err(IDENTIFIER_WRONG_PROVIDER),
+            },
+        }
+    }
+}
+
+/// A stored platform value this build does not know (a row written by a newer version, or by
+/// hand): a typed error, never silently read as another platform.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown platform {0:?} in a stored model")]
+pub struct UnknownPlatform(pub String);
+
+impl TryFrom<String> for Platform {
+    type Error = UnknownPlatform;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Platform::ALL.into_iter().find(|platform| platform.key() == value).ok_or(UnknownPlatform(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_platform_parses_from_its_own_key_and_nothing_else_does() {
+        for platform in Platform::ALL {
+            assert_eq!(Platform::parse(platform.key()), Ok(platform));
+            assert_eq!(Platform::try_from(platform.key().to_owned()), Ok(platform));
+        }
+        assert_eq!(Platform::parse("vertex_ai"), Err(PLATFORM_UNKNOWN));
+        assert_eq!(Platform::parse(""), Err(PLATFORM_UNKNOWN));
+        assert_eq!(Platform::try_from("API".to_owned()), Err(UnknownPlatform("API".to_owned())));
+    }
+
+    #[test]
+    fn a_platform_with_an_identifier_prefix_requires_it() {
+        for platform in Platform::ALL {
+            if let Some(prefix) = platform.identifier_prefix() {
+                assert!(platform.check_identifier(&format!("{prefix}model")).is_ok());
+                assert!(platform.check_identifier("model").is_err());
+            }
+        }
+    }
+}

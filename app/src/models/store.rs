@@ -1,0 +1,317 @@
+//! The one owner of the `self_hosted_models` table: every read and write of a model row is
+//! here, so a rule about models (what the list shows, how a key is kept, what a test records)
+//! has one place. Other modules ask this store; none of them query the table.
+//!
+//! Reads of `feature_settings` here are limited to "which features use this model" (the list
+//! and the delete guard); that table is written only by `features`.
+
+use sqlx::PgExecutor;
+
+use super::domain::{LastTest, ModelId, Platform, ValidModel};
+use super::platform::UnknownPlatform;
+use super::secrets::SealedKey;
+use crate::error::AppError;
+
+/// The constraints of `self_hosted_models` (migrations/), in the form's own words at its field:
+/// a rule broken past the form's checks (a race, a direct call) still reads the same.
+pub fn constraint_violation(constraint: &str) -> Option<AppError> {
+    use super::domain::*;
+    let field = AppError::field;
+    Some(match constraint {
+        "self_hosted_models_name_unique" => field("name", NAME_TAKEN),
+        "self_hosted_models_name_length" => field("name", NAME_REQUIRED),
+        "self_hosted_models_platform_known" => field("platform", super::platform::PLATFORM_UNKNOWN),
+        "self_hosted_models_family_present" => field("model_family", FAMILY_REQUIRED),
+        "self_hosted_models_endpoint_for_api" => field("endpoint", ENDPOINT_REQUIRED),
+        "self_hosted_models_endpoint_url" => field("endpoint", ENDPOINT_INVALID),
+        "self_hosted_models_identifier_length" => field("identifier", IDENTIFIER_REQUIRED),
+        "self_hosted_models_bedrock_identifier" => field("identifier", IDENTIFIER_NOT_BEDROCK),
+        // Deleting a model that a feature still uses: the foreign key of `feature_settings`.
+        "feature_settings_model_in_use" => AppError::Conflict(IN_USE_REFUSED.to_owned()),
+        _ => return None,
+    })
+}
+
+/// The delete guard's words when the database refuses past it.
+pub const IN_USE_REFUSED: &str =
+    "This self-hosted model cannot be deleted: it is in use by an AI-native feature.";
+
+fn db_error(error: sqlx::Error) -> AppError {
+    AppError::from_database(error, constraint_violation)
+}
+
+impl From<UnknownPlatform> for AppError {
+    fn from(error: UnknownPlatform) -> Self {
+        tracing::error!(%error, "a stored model names a platform this build does not know");
+        AppError::Internal
+    }
+}
+
+/// A stored model, its key only as a fingerprint: what the edit form and the audit trail see.
+pub struct ModelRecord {
+    pub id: ModelId,
+    pub name: String,
+    pub platform: Platform,
+    pub model_family: String,
+    pub endpoint: Option<String>,
+    pub identifier: String,
+    pub api_key_fingerprint: Option<String>,
+}
+
+/// One row of the models list.
+pub struct ListedModel {
+    pub record: ModelRecord,
+    pub has_api_key: bool,
+    /// Keys of the features that use the model.
+    pub used_by: Vec<String>,
+    pub last_test: Option<LastTest>,
+}
+
+/// A model as the features tab offers it.
+pub struct ModelSummary {
+    pub id: i64,
+    pub name: String,
+    pub family: String,
+}
+
+/// Everything needed to call a stored model, its key still sealed.
+pub struct CallableModel {
+    pub name: String,
+    pub family: String,
+    pub platform: Platform,
+    pub endpoint: Option<String>,
+    pub identifier: String,
+    pub sealed_key: Option<SealedKey>,
+}
+
+/// What a save does with the stored key.
+pub enum KeyChange {
+    Keep,
+    Clear,
+    Set(SealedKey),
+}
+
+/// One page of the list: models whose name or identifier contains `search`, without those of
+/// `hidden_families` that no feature uses. One row more than `limit` says a next page exists.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    search: &str,
+    hidden_families: &[String],
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<ListedModel>, AppError> {
+    let rows = sqlx::query!(
+        r#"SELECT m.id, m.name, m.platform, m.model_family, m.endpoint, m.identifier,
+                  m.api_key_ciphertext IS NOT NULL AS "has_api_key!",
+                  ARRAY(SELECT f.feature FROM feature_settings f
+                        WHERE f.self_hosted_model_id = m.id ORDER BY f.feature) AS "used_by!",
+                  m.last_test
+           FROM self_hosted_models m
+           WHERE ($1 = '' OR strpos(lower(m.name), lower($1)) > 0
+                          OR strpos(lower(m.identifier), lower($1)) > 0)
+             AND (NOT (m.model_family = ANY($2))
+                  OR EXISTS (SELECT 1 FROM feature_settings f WHERE f.self_hosted_model_id = m.id))
+           ORDER BY lower(m.name), m.id
+           LIMIT $3 OFFSET $4"#,
+        search,
+        hidden_families,
+        limit,
+        offset,
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(ListedModel {
+                record: ModelRecord {
+                    id: ModelId(row.id),
+                    name: row.name,
+                    platform: Platform::try_from(row.platform)?,
+                    model_family: row.model_family,
+                    endpoint: row.endpoint,
+                    identifier: row.identifier,
+                    api_key_fingerprint: None,
+                },
+                has_api_key: row.has_api_key,
+                used_by: row.used_by,
+                last_test: row.last_test.and_then(|value| serde_json::from_value(value).ok()),
+            })
+        })
+        .collect()
+}
+
+pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<ModelRecord>, AppError> {
+    let row = sqlx::query!(
+        "SELECT id, name, platform, model_family, endpoint, identifier, api_key_fingerprint
+         FROM self_hosted_models WHERE id = $1",
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    row.map(|row| {
+        Ok(ModelRecord {
+            id: ModelId(row.id),
+            name: row.name,
+            platform: Platform::try_from(row.platform)?,
+            model_family: row.model_family,
+            endpoint: row.endpoint,
+            identifier: row.identifier,
+            api_key_fingerprint: row.api_key_fingerprint,
+        })
+    })
+    .transpose()
+}
+
+/// Locks a model's row for the rest of the transaction and reads it; `NotFound` if it is gone.
+pub async fn lock(tx: &mut sqlx::PgConnection, id: i64) -> Result<ModelRecord, AppError> {
+    let locked = sqlx::query_scalar!("SELECT id FROM self_hosted_models WHERE id = $1 FOR UPDATE", id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    match locked {
+        Some(_) => find(&mut *tx, id).await?.ok_or(AppError::NotFound),
+        None => Err(AppError::NotFound),
+    }
+}
+
+/// Adds (no `id`) or updates a model; the key as `key` says. Returns the model's id.
+pub async fn write(
+    tx: &mut sqlx::PgConnection,
+    id: Option<i64>,
+    model: &ValidModel,
+    key: KeyChange,
+) -> Result<i64, AppError> {
+    let endpoint = model.endpoint.as_ref().map(|e| e.as_str());
+    let keep_key = matches!(key, KeyChange::Keep);
+    let sealed = match key {
+        KeyChange::Set(sealed) => Some(sealed),
+        KeyChange::Keep | KeyChange::Clear => None,
+    };
+    let (ciphertext, nonce, key_id, fingerprint) = match &sealed {
+        Some(s) => {
+            (Some(&s.ciphertext), Some(&s.nonce), Some(s.key_id.as_str()), Some(s.fingerprint.as_str()))
+        }
+        None => (None, None, None, None),
+    };
+    let saved = match id {
+        None => {
+            sqlx::query_scalar!(
+                r#"INSERT INTO self_hosted_models
+                     (name, platform, model_family, endpoint, identifier,
+                      api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"#,
+                model.name.as_str(),
+                model.platform.key(),
+                model.model_family,
+                endpoint,
+                model.identifier.as_str(),
+                ciphertext.map(|c| c.as_slice()),
+                nonce.map(|n| n.as_slice()),
+                key_id,
+                fingerprint,
+            )
+            .fetch_one(&mut *tx)
+            .await
+        }
+        Some(id) => {
+            sqlx::query_scalar!(
+                r#"UPDATE self_hosted_models SET
+                     name = $2, platform = $3, model_family = $4, endpoint = $5, identifier = $6,
+                     api_key_ciphertext = CASE WHEN $10 THEN api_key_ciphertext ELSE $7 END,
+                     api_key_nonce = CASE WHEN $10 THEN api_key_nonce ELSE $8 END,
+                     api_key_key_id = CASE WHEN $10 THEN api_key_key_id ELSE $9 END,
+                     api_key_fingerprint = CASE WHEN $10 THEN api_key_fingerprint ELSE $11 END,
+                     updated_at = now()
+                   WHERE id = $1 RETURNING id"#,
+                id,
+                model.name.as_str(),
+                model.platform.key(),
+                model.model_family,
+                endpoint,
+                model.identifier.as_str(),
+                ciphertext.map(|c| c.as_slice()),
+                nonce.map(|n| n.as_slice()),
+                key_id,
+                keep_key,
+                fingerprint,
+            )
+            .fetch_one(&mut *tx)
+            .await
+        }
+    };
+    saved.map_err(db_error)
+}
+
+/// Keys of the features that use a model.
+pub async fn used_by(db: impl PgExecutor<'_>, id: i64) -> Result<Vec<String>, AppError> {
+    Ok(sqlx::query_scalar!(
+        "SELECT feature FROM feature_settings WHERE self_hosted_model_id = $1 ORDER BY feature",
+        id
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn delete(db: impl PgExecutor<'_>, id: i64) -> Result<(), AppError> {
+    sqlx::query!("DELETE FROM self_hosted_models WHERE id = $1", id).execute(db).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// Every model, by name: what the features tab offers.
+pub async fn summaries(db: impl PgExecutor<'_>) -> Result<Vec<ModelSummary>, AppError> {
+    let rows = sqlx::query!("SELECT id, name, model_family FROM self_hosted_models ORDER BY lower(name), id")
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| ModelSummary { id: r.id, name: r.name, family: r.model_family }).collect())
+}
+
+/// Reads a model that is about to be assigned to a feature, and keeps it from being deleted
+/// until the transaction ends (FOR SHARE).
+pub async fn share_for_assignment(
+    tx: &mut sqlx::PgConnection,
+    id: i64,
+) -> Result<Option<ModelSummary>, AppError> {
+    let row =
+        sqlx::query!("SELECT id, name, model_family FROM self_hosted_models WHERE id = $1 FOR SHARE", id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(row.map(|r| ModelSummary { id: r.id, name: r.name, family: r.model_family }))
+}
+
+/// A stored model with what it takes to call it; `NotFound` if there is none.
+pub async fn callable(db: impl PgExecutor<'_>, id: i64) -> Result<CallableModel, AppError> {
+    let row = sqlx::query!(
+        "SELECT name, model_family, platform, endpoint, identifier,
+                api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint
+         FROM self_hosted_models WHERE id = $1",
+        id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let sealed_key =
+        match (row.api_key_ciphertext, row.api_key_nonce, row.api_key_key_id, row.api_key_fingerprint) {
+            (Some(ciphertext), Some(nonce), Some(key_id), Some(fingerprint)) => {
+                Some(SealedKey { ciphertext, nonce, key_id, fingerprint })
+            }
+            _ => None,
+        };
+    Ok(CallableModel {
+        name: row.name,
+        family: row.model_family,
+        platform: Platform::try_from(row.platform)?,
+        endpoint: row.endpoint,
+        identifier: row.identifier,
+        sealed_key,
+    })
+}
+
+/// Best effort: a failure to record the status must not hide the test's own outcome.
+pub async fn record_last_test(db: impl PgExecutor<'_>, id: i64, last: &LastTest) {
+    let Ok(value) = serde_json::to_value(last) else { return };
+    if let Err(error) = sqlx::query!("UPDATE self_hosted_models SET last_test = $2 WHERE id = $1", id, value)
+        .execute(db)
+        .await
+    {
+        tracing::warn!(%error, "could not record a model's last test");
+    }
+}
