@@ -61,6 +61,13 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         &config.data_dir,
     )
     .await?;
+    // Keys stored before keys were bound to their model and endpoint are bound now.
+    let bound = app::models::store::bind_unbound_keys(&database.pool, &master_keys)
+        .await
+        .context("could not bind the stored API keys to their models")?;
+    if bound > 0 {
+        tracing::info!(bound, "stored API keys bound to their model and endpoint");
+    }
     let expired_sessions = tokio::spawn(
         PostgresStore::new(database.pool.clone())
             .continuously_delete_expired(tokio::time::Duration::from_secs(600)),

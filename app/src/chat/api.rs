@@ -15,9 +15,6 @@ pub const CONNECTED: &str = "Successfully connected to the self-hosted model";
 /// GitLab's test prompt and budget.
 pub const TEST_PROMPT: &str = "Just say hello.";
 pub const TEST_MAX_TOKENS: i32 = 16;
-/// A stored key goes only to the endpoint it was stored with.
-pub const KEY_NEEDED_FOR_NEW_ENDPOINT: &str =
-    "The endpoint changed: enter the API key again to send it to the new endpoint.";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionTest {
@@ -72,9 +69,8 @@ pub mod ssr {
     use crate::chat::prompts::Prompts;
     use crate::chat::{ChatEvent, ChatMessage, Speaker};
     use crate::configuration::api::ssr::exchange_limit;
-    use crate::models::domain::{KeyAction, LastTest};
-    use crate::models::secrets::MasterKeys;
-    use crate::models::secrets::{ApiKey, SealedKey};
+    use crate::models::domain::{KEY_NEEDED_FOR_NEW_ENDPOINT, KeyAction, LastTest, origin_of};
+    use crate::models::secrets::{ApiKey, MasterKeys};
     use crate::models::store::{self, CallableModel};
 
     /// What a conversation with a model needs, from the request's context.
@@ -88,23 +84,14 @@ pub mod ssr {
         Talk { pool: expect_context(), catalog: expect_context(), clients: expect_context() }
     }
 
-    fn open_key(sealed: Option<&SealedKey>) -> Result<Option<ApiKey>, AppError> {
-        sealed
-            .map(|sealed| {
-                expect_context::<Arc<MasterKeys>>().open(sealed).map_err(|error| {
-                    tracing::error!(%error, "a stored API key could not be opened");
-                    AppError::Conflict(
-                        "The stored API key cannot be decrypted with the configured master keys. Replace the key on the model's form."
-                            .to_owned(),
-                    )
-                })
-            })
-            .transpose()
-    }
-
-    /// Scheme, host and port: what a key is bound to.
-    fn origin(endpoint: &str) -> Option<url::Origin> {
-        url::Url::parse(endpoint).ok().map(|url| url.origin())
+    fn open_key(model: &CallableModel) -> Result<Option<ApiKey>, AppError> {
+        model.open_key(&expect_context::<Arc<MasterKeys>>()).map_err(|error| {
+            tracing::error!(model = model.id, %error, "a stored API key could not be opened");
+            AppError::Conflict(
+                "The stored API key cannot be decrypted with the configured master keys. Replace the key on the model's form."
+                    .to_owned(),
+            )
+        })
     }
 
     pub async fn test_connection(id: Option<i64>, form: ModelForm) -> Result<ConnectionTest, AppError> {
@@ -120,19 +107,18 @@ pub mod ssr {
             // was stored for; a changed endpoint could be anyone's.
             (_, KeyAction::Keep | KeyAction::Replace, None, Some(id)) => {
                 let stored = store::callable(&state.pool, id).await?;
-                match stored.sealed_key.as_ref() {
-                    None => None,
-                    Some(sealed) => {
-                        let same_origin = endpoint.as_deref().and_then(origin).is_some()
-                            && endpoint.as_deref().and_then(origin)
-                                == stored.endpoint.as_deref().and_then(origin);
-                        if !same_origin {
-                            return Err(AppError::field("api_key", KEY_NEEDED_FOR_NEW_ENDPOINT));
-                        }
-                        let key = open_key(Some(sealed))?;
-                        audit_stored_key_use(&state.pool, &user, id, &stored).await?;
-                        key
+                if stored.sealed_key.is_none() {
+                    None
+                } else {
+                    let typed_origin = endpoint.as_deref().and_then(origin_of);
+                    if typed_origin.is_none()
+                        || typed_origin != stored.endpoint.as_deref().and_then(origin_of)
+                    {
+                        return Err(AppError::field("api_key", KEY_NEEDED_FOR_NEW_ENDPOINT));
                     }
+                    let key = open_key(&stored)?;
+                    audit_stored_key_use(&state.pool, &user, &stored).await?;
+                    key
                 }
             }
             _ => None,
@@ -170,7 +156,6 @@ pub mod ssr {
     async fn audit_stored_key_use(
         pool: &sqlx::PgPool,
         user: &crate::auth::CurrentUser,
-        id: i64,
         model: &CallableModel,
     ) -> Result<(), AppError> {
         let endpoint = model.endpoint.as_deref().unwrap_or("--");
@@ -180,7 +165,7 @@ pub mod ssr {
             NewAuditEvent {
                 action: "model_stored_key_used",
                 target_type: "SelfHostedModel",
-                target_id: Some(id.to_string()),
+                target_id: Some(model.id.to_string()),
                 target_name: Some(&model.name),
                 message: format!(
                     "Stored API key of self-hosted model {} used to test {endpoint}",
@@ -253,7 +238,7 @@ pub mod ssr {
         exchange: Exchange,
         answering: Option<String>,
     ) -> Result<TextStream<AppError>, AppError> {
-        let key = open_key(model.sealed_key.as_ref())?;
+        let key = open_key(&model)?;
         let target = Target::new(model.platform, model.endpoint, &model.identifier, key);
         let limit = exchange_limit(&state.pool).await?;
         let pool = state.pool.clone();

@@ -45,8 +45,9 @@ pub async fn save_configuration(
     .map_err(AppError::respond)
 }
 
-/// Calls the AI Gateway's `GET /monitoring/healthz` and describes what happened.
-#[server(endpoint = "ai_gateway_health_check", input = GetUrl)]
+/// Calls the AI Gateway's `GET /monitoring/healthz` and describes what happened. A POST for
+/// admins: it makes the console send a request, which a link or an auditor must not trigger.
+#[server(endpoint = "ai_gateway_health_check")]
 pub async fn run_health_check() -> Result<HealthCheck, AppError> {
     ssr::health_check().await.map_err(AppError::respond)
 }
@@ -63,7 +64,7 @@ pub mod ssr {
 
     use super::*;
     use crate::audit::ssr::{Actor, NewAuditEvent, record};
-    use crate::auth::ssr::{current_user, require_admin};
+    use crate::auth::ssr::require_admin;
     use crate::configuration::rules::{
         AGENT_URL_INVALID, GATEWAY_URL_INVALID, TIMEOUT_RANGE, parse_agent_platform_url, parse_gateway_url,
         parse_timeout,
@@ -239,7 +240,7 @@ pub mod ssr {
     }
 
     pub async fn health_check() -> Result<HealthCheck, AppError> {
-        current_user().await?;
+        require_admin().await?;
         let settings = load(&expect_context::<sqlx::PgPool>()).await?;
         let Some(gateway) = settings.ai_gateway_url else {
             return Ok(HealthCheck { healthy: false, message: "No Local AI Gateway URL is set.".to_owned() });

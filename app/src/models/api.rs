@@ -95,7 +95,7 @@ pub mod ssr {
     use crate::auth::ssr::{current_user, require_admin};
     use crate::catalog::Catalog;
     use crate::configuration::api::ssr::beta_enabled;
-    use crate::models::domain::{KeyAction, ValidModel};
+    use crate::models::domain::{KEY_NEEDED_FOR_NEW_ENDPOINT, KeyAction, ValidModel, origin_of};
     use crate::models::secrets::ApiKey;
     use crate::models::secrets::MasterKeys;
     use crate::models::store::{self, KeyChange, ModelRecord};
@@ -251,7 +251,8 @@ pub mod ssr {
         };
         let valid: ValidModel = form.parse(selectable).map_err(AppError::Validation)?;
 
-        let key = key_change(&expect_context::<std::sync::Arc<MasterKeys>>(), &valid, before.as_ref(), &form);
+        let master_keys = expect_context::<std::sync::Arc<MasterKeys>>();
+        let key = key_change(&master_keys, &valid, before.as_ref(), &form)?;
         let saved_id = store::write(&mut tx, id, &valid, key).await?;
         let after = store::find(&mut *tx, saved_id).await?.ok_or(AppError::Internal)?;
         let (action, verb) =
@@ -277,25 +278,34 @@ pub mod ssr {
         Ok(())
     }
 
-    /// What the save does with the key. Platforms without keys never hold one.
-    fn key_change(
-        master_keys: &MasterKeys,
+    /// What the save does with the key. Platforms without keys never hold one; a stored key
+    /// is kept only while the endpoint keeps its origin, since it is bound to it.
+    fn key_change<'a>(
+        master_keys: &'a MasterKeys,
         model: &ValidModel,
         before: Option<&ModelRecord>,
         form: &ModelForm,
-    ) -> KeyChange {
+    ) -> Result<KeyChange<'a>, AppError> {
         if !model.platform.uses_api_key() {
-            return KeyChange::Clear;
+            return Ok(KeyChange::Clear);
         }
         let had_key = before.is_some_and(|model| model.api_key_fingerprint.is_some());
+        let keep = || {
+            let stored_origin = before.and_then(|m| m.endpoint.as_deref()).and_then(origin_of);
+            if stored_origin == model.endpoint.as_ref().map(|e| e.origin()) {
+                Ok(KeyChange::Keep)
+            } else {
+                Err(AppError::field("api_key", KEY_NEEDED_FOR_NEW_ENDPOINT))
+            }
+        };
         match (form.key_action(), form.typed_key()) {
-            (KeyAction::Remove, _) => KeyChange::Clear,
-            (KeyAction::Keep, _) if had_key => KeyChange::Keep,
-            (_, Some(key)) => KeyChange::Set(master_keys.seal(&ApiKey::new(key.to_owned()))),
+            (KeyAction::Remove, _) => Ok(KeyChange::Clear),
+            (KeyAction::Keep, _) if had_key => keep(),
+            (_, Some(key)) => Ok(KeyChange::Set(ApiKey::new(key.to_owned()), master_keys)),
             // Replace chosen but left blank, on a model that had a key: keep it rather than
             // silently dropping a working key.
-            (_, None) if had_key => KeyChange::Keep,
-            (_, None) => KeyChange::Clear,
+            (_, None) if had_key => keep(),
+            (_, None) => Ok(KeyChange::Clear),
         }
     }
 

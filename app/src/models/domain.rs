@@ -16,6 +16,10 @@ pub const NAME_TOO_LONG: &str = "Deployment name must be less than 255 character
 pub const FAMILY_REQUIRED: &str = "Please select a model.";
 pub const ENDPOINT_REQUIRED: &str = "Please enter an endpoint.";
 pub const ENDPOINT_INVALID: &str = "Please add a valid endpoint.";
+/// A stored key goes only to the endpoint it was stored for.
+pub const KEY_NEEDED_FOR_NEW_ENDPOINT: &str =
+    "The endpoint changed: enter the API key again to send it to the new endpoint.";
+pub const ENDPOINT_WITH_CREDENTIALS: &str = "Remove the user name and password from the endpoint: an API key goes in \"API Key\", where it stays secret.";
 pub const IDENTIFIER_REQUIRED: &str = "Please enter a model identifier.";
 pub const IDENTIFIER_TOO_LONG: &str = "Model identifier must be less than 255 characters.";
 pub use super::platform::{
@@ -118,6 +122,10 @@ impl Endpoint {
         if !matches!(url.scheme(), "http" | "https") || !has_host {
             return Err(ENDPOINT_INVALID);
         }
+        // Credentials in a URL are shown wherever the endpoint is (the list, the audit trail).
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ENDPOINT_WITH_CREDENTIALS);
+        }
         // Kept as typed (not as the parser reformats it): the admin recognises their own URL.
         Ok(Endpoint(value.to_owned()))
     }
@@ -125,6 +133,16 @@ impl Endpoint {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Scheme, host and port: what a stored API key is bound to.
+    pub fn origin(&self) -> String {
+        origin_of(&self.0).unwrap_or_default()
+    }
+}
+
+/// The origin (scheme, host and port) of a stored endpoint, if it is a URL.
+pub fn origin_of(endpoint: &str) -> Option<String> {
+    url::Url::parse(endpoint.trim()).ok().map(|url| url.origin().ascii_serialization())
 }
 
 /// "Model identifier", LiteLLM's `provider/model` form, split at the first `/`.
@@ -289,6 +307,26 @@ mod tests {
             assert!(Endpoint::parse(good).is_ok(), "{good}");
         }
         assert_eq!(Endpoint::parse(" http://h/v1 ").unwrap().as_str(), "http://h/v1");
+    }
+
+    #[test]
+    fn an_endpoint_may_not_carry_a_user_name_or_password() {
+        for bad in ["https://user:pass@vllm/v1", "http://user@vllm:8000/v1", "http://:pw@vllm/v1"] {
+            assert_eq!(Endpoint::parse(bad), Err(ENDPOINT_WITH_CREDENTIALS), "{bad}");
+        }
+        assert!(
+            Endpoint::parse("http://vllm/v1?user=a@b").is_ok(),
+            "an @ after the host is not a credential"
+        );
+    }
+
+    #[test]
+    fn the_origin_is_scheme_host_and_port() {
+        let origin = |value: &str| Endpoint::parse(value).unwrap().origin();
+        assert_eq!(origin("http://vllm:8000/v1"), "http://vllm:8000");
+        assert_eq!(origin("https://VLLM.internal/v1/"), "https://vllm.internal");
+        assert_ne!(origin("http://vllm:8000/v1"), origin("http://vllm:8001/v1"));
+        assert_eq!(origin("http://vllm:8000/v1"), origin("http://vllm:8000/other"));
     }
 
     #[test]

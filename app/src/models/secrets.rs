@@ -1,9 +1,11 @@
 //! API keys of self-hosted models are write-only: sealed with AES-256-GCM (a fresh nonce per
 //! value) under a master key, and shown only as a short fingerprint. The id of the master key
 //! is stored beside each ciphertext, so master keys can be rotated: the first key seals, any
-//! listed key opens.
+//! listed key opens. Each sealed key is bound to its model and its endpoint's origin (the
+//! cipher's additional data): copied to another row, or left behind a changed endpoint, it no
+//! longer opens.
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -36,6 +38,23 @@ pub struct SealedKey {
     pub nonce: Vec<u8>,
     pub key_id: String,
     pub fingerprint: String,
+    /// Sealed with its `KeyBinding` (every key sealed since bindings exist; older ones are
+    /// re-sealed bound at start).
+    pub bound: bool,
+}
+
+/// What a sealed key is bound to: it opens only for this model, at this endpoint origin
+/// (scheme, host and port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyBinding<'a> {
+    pub model_id: i64,
+    pub origin: &'a str,
+}
+
+impl KeyBinding<'_> {
+    fn additional_data(&self) -> Vec<u8> {
+        format!("duo-admin api key v1\0{}\0{}", self.model_id, self.origin).into_bytes()
+    }
 }
 
 struct MasterKey {
@@ -81,32 +100,37 @@ impl MasterKeys {
         &self.keys[0].id
     }
 
-    pub fn seal(&self, api_key: &ApiKey) -> SealedKey {
+    pub fn seal(&self, api_key: &ApiKey, binding: KeyBinding<'_>) -> SealedKey {
         let key = &self.keys[0];
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let ciphertext = key
-            .cipher
-            .encrypt(&nonce, api_key.expose().as_bytes())
-            .expect("AES-GCM sealing cannot fail for in-memory data");
+        let payload = Payload { msg: api_key.expose().as_bytes(), aad: &binding.additional_data() };
+        let ciphertext =
+            key.cipher.encrypt(&nonce, payload).expect("AES-GCM sealing cannot fail for in-memory data");
         SealedKey {
             ciphertext,
             nonce: nonce.to_vec(),
             key_id: key.id.clone(),
             fingerprint: self.fingerprint(api_key),
+            bound: true,
         }
     }
 
-    pub fn open(&self, sealed: &SealedKey) -> Result<ApiKey, String> {
+    /// Opens a key for the model and origin it is to be used with; a key bound to another
+    /// model or origin does not open.
+    pub fn open(&self, sealed: &SealedKey, binding: KeyBinding<'_>) -> Result<ApiKey, String> {
         let key = self.keys.iter().find(|key| key.id == sealed.key_id).ok_or_else(|| {
             format!("the API key was sealed with master key {}, which is not configured", sealed.key_id)
         })?;
         if sealed.nonce.len() != 12 {
             return Err("the stored API key is damaged (bad nonce)".to_owned());
         }
+        let aad = if sealed.bound { binding.additional_data() } else { Vec::new() };
         let plain = key
             .cipher
-            .decrypt(Nonce::from_slice(&sealed.nonce), sealed.ciphertext.as_ref())
-            .map_err(|_| "the stored API key does not open with its master key".to_owned())?;
+            .decrypt(Nonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
+            .map_err(|_| {
+                "the stored API key does not open with its master key for this model and endpoint".to_owned()
+            })?;
         String::from_utf8(plain).map(ApiKey).map_err(|_| "the stored API key is damaged".to_owned())
     }
 
@@ -128,39 +152,50 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    const HERE: KeyBinding<'static> = KeyBinding { model_id: 1, origin: "http://vllm:8000" };
+
     #[test]
     fn a_sealed_key_opens_and_every_seal_uses_a_fresh_nonce() {
         let keys = MasterKeys::new(&[[7; 32]]).unwrap();
         let api_key = ApiKey::new("sk-planted-123".into());
 
-        let first = keys.seal(&api_key);
-        let second = keys.seal(&api_key);
+        let first = keys.seal(&api_key, HERE);
+        let second = keys.seal(&api_key, HERE);
 
         assert_ne!(first.nonce, second.nonce);
         assert_ne!(first.ciphertext, second.ciphertext);
         assert_eq!(first.fingerprint, second.fingerprint);
-        assert_eq!(keys.open(&first).unwrap(), api_key);
+        assert_eq!(keys.open(&first, HERE).unwrap(), api_key);
         assert!(!String::from_utf8_lossy(&first.ciphertext).contains("planted"));
     }
 
     #[test]
     fn a_rotated_master_key_still_opens_old_values_and_seals_new_ones() {
         let old = MasterKeys::new(&[[1; 32]]).unwrap();
-        let sealed_before = old.seal(&ApiKey::new("secret".into()));
+        let sealed_before = old.seal(&ApiKey::new("secret".into()), HERE);
         let rotated = MasterKeys::new(&[[2; 32], [1; 32]]).unwrap();
 
-        assert_eq!(rotated.open(&sealed_before).unwrap().expose(), "secret");
-        assert_ne!(rotated.seal(&ApiKey::new("secret".into())).key_id, sealed_before.key_id);
+        assert_eq!(rotated.open(&sealed_before, HERE).unwrap().expose(), "secret");
+        assert_ne!(rotated.seal(&ApiKey::new("secret".into()), HERE).key_id, sealed_before.key_id);
         let without_old = MasterKeys::new(&[[2; 32]]).unwrap();
-        assert!(without_old.open(&sealed_before).unwrap_err().contains("not configured"));
+        assert!(without_old.open(&sealed_before, HERE).unwrap_err().contains("not configured"));
     }
 
     #[test]
     fn a_tampered_ciphertext_does_not_open() {
         let keys = MasterKeys::new(&[[3; 32]]).unwrap();
-        let mut sealed = keys.seal(&ApiKey::new("secret".into()));
+        let mut sealed = keys.seal(&ApiKey::new("secret".into()), HERE);
         sealed.ciphertext[0] ^= 1;
-        assert!(keys.open(&sealed).is_err());
+        assert!(keys.open(&sealed, HERE).is_err());
+    }
+
+    #[test]
+    fn a_key_opens_only_for_its_own_model_and_endpoint_origin() {
+        let keys = MasterKeys::new(&[[4; 32]]).unwrap();
+        let sealed = keys.seal(&ApiKey::new("secret".into()), HERE);
+        assert!(keys.open(&sealed, KeyBinding { model_id: 2, ..HERE }).is_err(), "copied to another row");
+        assert!(keys.open(&sealed, KeyBinding { origin: "http://attacker:80", ..HERE }).is_err());
+        assert_eq!(keys.open(&sealed, HERE).unwrap().expose(), "secret");
     }
 
     #[test]

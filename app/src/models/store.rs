@@ -7,9 +7,9 @@
 
 use sqlx::PgExecutor;
 
-use super::domain::{LastTest, ModelId, Platform, ValidModel};
+use super::domain::{LastTest, ModelId, Platform, ValidModel, origin_of};
 use super::platform::UnknownPlatform;
-use super::secrets::SealedKey;
+use super::secrets::{ApiKey, KeyBinding, MasterKeys, SealedKey};
 use crate::error::AppError;
 
 /// The constraints of `self_hosted_models` (migrations/), in the form's own words at its field:
@@ -24,6 +24,7 @@ pub fn constraint_violation(constraint: &str) -> Option<AppError> {
         "self_hosted_models_family_present" => field("model_family", FAMILY_REQUIRED),
         "self_hosted_models_endpoint_for_api" => field("endpoint", ENDPOINT_REQUIRED),
         "self_hosted_models_endpoint_url" => field("endpoint", ENDPOINT_INVALID),
+        "self_hosted_models_endpoint_without_credentials" => field("endpoint", ENDPOINT_WITH_CREDENTIALS),
         "self_hosted_models_identifier_length" => field("identifier", IDENTIFIER_REQUIRED),
         "self_hosted_models_bedrock_identifier" => field("identifier", IDENTIFIER_NOT_BEDROCK),
         // Deleting a model that a feature still uses: the foreign key of `feature_settings`.
@@ -76,6 +77,7 @@ pub struct ModelSummary {
 
 /// Everything needed to call a stored model, its key still sealed.
 pub struct CallableModel {
+    pub id: i64,
     pub name: String,
     pub family: String,
     pub platform: Platform,
@@ -84,11 +86,21 @@ pub struct CallableModel {
     pub sealed_key: Option<SealedKey>,
 }
 
+impl CallableModel {
+    /// The stored key, opened for this model at its stored endpoint.
+    pub fn open_key(&self, master_keys: &MasterKeys) -> Result<Option<ApiKey>, String> {
+        let Some(sealed) = &self.sealed_key else { return Ok(None) };
+        let origin = self.endpoint.as_deref().and_then(origin_of).unwrap_or_default();
+        master_keys.open(sealed, KeyBinding { model_id: self.id, origin: &origin }).map(Some)
+    }
+}
+
 /// What a save does with the stored key.
-pub enum KeyChange {
+pub enum KeyChange<'a> {
     Keep,
     Clear,
-    Set(SealedKey),
+    /// Seal this key, bound to the saved model and its endpoint.
+    Set(ApiKey, &'a MasterKeys),
 }
 
 /// One page of the list: models whose name or identifier contains `search`, without those of
@@ -178,36 +190,19 @@ pub async fn write(
     tx: &mut sqlx::PgConnection,
     id: Option<i64>,
     model: &ValidModel,
-    key: KeyChange,
+    key: KeyChange<'_>,
 ) -> Result<i64, AppError> {
     let endpoint = model.endpoint.as_ref().map(|e| e.as_str());
-    let keep_key = matches!(key, KeyChange::Keep);
-    let sealed = match key {
-        KeyChange::Set(sealed) => Some(sealed),
-        KeyChange::Keep | KeyChange::Clear => None,
-    };
-    let (ciphertext, nonce, key_id, fingerprint) = match &sealed {
-        Some(s) => {
-            (Some(&s.ciphertext), Some(&s.nonce), Some(s.key_id.as_str()), Some(s.fingerprint.as_str()))
-        }
-        None => (None, None, None, None),
-    };
     let saved = match id {
         None => {
             sqlx::query_scalar!(
-                r#"INSERT INTO self_hosted_models
-                     (name, platform, model_family, endpoint, identifier,
-                      api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"#,
+                r#"INSERT INTO self_hosted_models (name, platform, model_family, endpoint, identifier)
+                   VALUES ($1, $2, $3, $4, $5) RETURNING id"#,
                 model.name.as_str(),
                 model.platform.key(),
                 model.model_family,
                 endpoint,
                 model.identifier.as_str(),
-                ciphertext.map(|c| c.as_slice()),
-                nonce.map(|n| n.as_slice()),
-                key_id,
-                fingerprint,
             )
             .fetch_one(&mut *tx)
             .await
@@ -216,10 +211,6 @@ pub async fn write(
             sqlx::query_scalar!(
                 r#"UPDATE self_hosted_models SET
                      name = $2, platform = $3, model_family = $4, endpoint = $5, identifier = $6,
-                     api_key_ciphertext = CASE WHEN $10 THEN api_key_ciphertext ELSE $7 END,
-                     api_key_nonce = CASE WHEN $10 THEN api_key_nonce ELSE $8 END,
-                     api_key_key_id = CASE WHEN $10 THEN api_key_key_id ELSE $9 END,
-                     api_key_fingerprint = CASE WHEN $10 THEN api_key_fingerprint ELSE $11 END,
                      updated_at = now()
                    WHERE id = $1 RETURNING id"#,
                 id,
@@ -228,17 +219,78 @@ pub async fn write(
                 model.model_family,
                 endpoint,
                 model.identifier.as_str(),
-                ciphertext.map(|c| c.as_slice()),
-                nonce.map(|n| n.as_slice()),
-                key_id,
-                keep_key,
-                fingerprint,
             )
             .fetch_one(&mut *tx)
             .await
         }
+    }
+    .map_err(db_error)?;
+    // The key is sealed once the row has its id, since the id is part of what it is bound to.
+    let sealed = match key {
+        KeyChange::Keep => return Ok(saved),
+        KeyChange::Clear => None,
+        KeyChange::Set(api_key, master_keys) => {
+            let origin = model.endpoint.as_ref().map(|e| e.origin()).unwrap_or_default();
+            Some(master_keys.seal(&api_key, KeyBinding { model_id: saved, origin: &origin }))
+        }
     };
-    saved.map_err(db_error)
+    store_key(&mut *tx, saved, sealed.as_ref()).await?;
+    Ok(saved)
+}
+
+async fn store_key(db: impl PgExecutor<'_>, id: i64, sealed: Option<&SealedKey>) -> Result<(), AppError> {
+    sqlx::query!(
+        r#"UPDATE self_hosted_models SET
+             api_key_ciphertext = $2, api_key_nonce = $3, api_key_key_id = $4,
+             api_key_fingerprint = $5, api_key_bound = $6
+           WHERE id = $1"#,
+        id,
+        sealed.map(|s| s.ciphertext.as_slice()),
+        sealed.map(|s| s.nonce.as_slice()),
+        sealed.map(|s| s.key_id.as_str()),
+        sealed.map(|s| s.fingerprint.as_str()),
+        sealed.is_some_and(|s| s.bound),
+    )
+    .execute(db)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Seals again, bound to their model and endpoint, the keys sealed before keys were bound
+/// (run at start; several replicas starting at once each take different rows). Returns how
+/// many were bound.
+pub async fn bind_unbound_keys(pool: &sqlx::PgPool, master_keys: &MasterKeys) -> Result<usize, AppError> {
+    let mut bound = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let row = sqlx::query!(
+            r#"SELECT id, endpoint, api_key_ciphertext AS "ciphertext!", api_key_nonce AS "nonce!",
+                      api_key_key_id AS "key_id!", api_key_fingerprint AS "fingerprint!"
+               FROM self_hosted_models
+               WHERE api_key_ciphertext IS NOT NULL AND NOT api_key_bound
+               LIMIT 1 FOR UPDATE SKIP LOCKED"#
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(bound) };
+        let legacy = SealedKey {
+            ciphertext: row.ciphertext,
+            nonce: row.nonce,
+            key_id: row.key_id,
+            fingerprint: row.fingerprint,
+            bound: false,
+        };
+        let origin = row.endpoint.as_deref().and_then(origin_of).unwrap_or_default();
+        let binding = KeyBinding { model_id: row.id, origin: &origin };
+        let api_key = master_keys.open(&legacy, binding).map_err(|error| {
+            tracing::error!(model = row.id, %error, "a stored API key could not be opened to bind it");
+            AppError::Internal
+        })?;
+        store_key(&mut *tx, row.id, Some(&master_keys.seal(&api_key, binding))).await?;
+        tx.commit().await?;
+        bound += 1;
+    }
 }
 
 /// Keys of the features that use a model.
@@ -280,8 +332,8 @@ pub async fn share_for_assignment(
 /// A stored model with what it takes to call it; `NotFound` if there is none.
 pub async fn callable(db: impl PgExecutor<'_>, id: i64) -> Result<CallableModel, AppError> {
     let row = sqlx::query!(
-        "SELECT name, model_family, platform, endpoint, identifier,
-                api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint
+        "SELECT id, name, model_family, platform, endpoint, identifier,
+                api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint, api_key_bound
          FROM self_hosted_models WHERE id = $1",
         id
     )
@@ -291,11 +343,12 @@ pub async fn callable(db: impl PgExecutor<'_>, id: i64) -> Result<CallableModel,
     let sealed_key =
         match (row.api_key_ciphertext, row.api_key_nonce, row.api_key_key_id, row.api_key_fingerprint) {
             (Some(ciphertext), Some(nonce), Some(key_id), Some(fingerprint)) => {
-                Some(SealedKey { ciphertext, nonce, key_id, fingerprint })
+                Some(SealedKey { ciphertext, nonce, key_id, fingerprint, bound: row.api_key_bound })
             }
             _ => None,
         };
     Ok(CallableModel {
+        id: row.id,
         name: row.name,
         family: row.model_family,
         platform: Platform::try_from(row.platform)?,
