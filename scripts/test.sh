@@ -14,6 +14,7 @@ scripts/setup.sh --with-browser
 # The gates: formatting, then lints as errors over both halves of the code, the server build
 # (ssr, tests included) and the browser build (hydrate).
 cargo fmt --all -- --check
+scripts/module-cycles.sh >/dev/null
 cargo clippy -p app -p server -p tests --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 scripts/build-site.sh
