@@ -43,6 +43,9 @@ pub struct Section {
     pub key: String,
     pub title: String,
     pub description: String,
+    /// Shows GitLab's "More features are available in beta" note whenever beta is off.
+    #[serde(default)]
+    pub beta_alert: bool,
 }
 
 /// An AI-native feature, such as "Code Generation".
@@ -135,11 +138,6 @@ mod ssr {
                         "the feature \"{key}\" names the family \"{unknown}\", which is not listed. Add a [[families]] entry with that key, or fix the spelling."
                     ));
                 }
-                if feature.unit_primitives.is_empty() {
-                    return Err(format!(
-                        "the feature \"{key}\" has no unit primitive, so it could never be shown. List at least one in its `unit_primitives`."
-                    ));
-                }
                 if let Some(target) = &feature.falls_back_to {
                     match self.feature(target) {
                         None => {
@@ -182,8 +180,8 @@ mod ssr {
             self.families.iter().find(|family| family.key == key)
         }
 
-        /// Families an admin may pick: GA first, then beta ones while beta is on; each group in
-        /// the file's order.
+        /// Families an admin may pick: GA first, then beta ones while beta is on; each group by
+        /// display name, as GitLab sorts them.
         pub fn selectable_families(&self, beta_enabled: bool) -> Vec<Family> {
             let mut families: Vec<Family> = self
                 .families
@@ -191,7 +189,7 @@ mod ssr {
                 .filter(|family| beta_enabled || !family.release.needs_beta())
                 .cloned()
                 .collect();
-            families.sort_by_key(|family| family.release);
+            families.sort_by(|a, b| (a.release, &a.name).cmp(&(b.release, &b.name)));
             families
         }
     }

@@ -72,6 +72,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("gitlab_duo/self_hosted/models") view=SelfHostedModelsPage/>
                     <Route path=path!("gitlab_duo/self_hosted/models/new") view=NewModelPage/>
                     <Route path=path!("gitlab_duo/self_hosted/models/:id/edit") view=EditModelPage/>
+                    // GitLab 19 calls the page "Model selection" and serves it here too.
+                    <Route path=path!("gitlab_duo/model_selection") view=AiFeaturesPage/>
+                    <Route path=path!("gitlab_duo/model_selection/features") view=AiFeaturesPage/>
+                    <Route path=path!("gitlab_duo/model_selection/models") view=SelfHostedModelsPage/>
+                    <Route path=path!("gitlab_duo/model_selection/models/new") view=NewModelPage/>
+                    <Route path=path!("gitlab_duo/model_selection/models/:id/edit") view=EditModelPage/>
                 </ParentRoute>
             </Routes>
         </Router>

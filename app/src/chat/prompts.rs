@@ -29,6 +29,18 @@ const FILES: &[(&str, &str)] = &[
     ("duo_chat_explain_vulnerability", include_str!("../../prompts/duo_chat_explain_vulnerability.toml")),
     ("resolve_vulnerability", include_str!("../../prompts/resolve_vulnerability.toml")),
     ("glab_ask_git_command", include_str!("../../prompts/glab_ask_git_command.toml")),
+    (
+        "duo_agent_platform_sast_fp_detection",
+        include_str!("../../prompts/duo_agent_platform_sast_fp_detection.toml"),
+    ),
+    (
+        "duo_agent_platform_secrets_fp_detection",
+        include_str!("../../prompts/duo_agent_platform_secrets_fp_detection.toml"),
+    ),
+    (
+        "duo_agent_platform_sast_vulnerability_resolution",
+        include_str!("../../prompts/duo_agent_platform_sast_vulnerability_resolution.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -77,8 +77,6 @@ pub fn sections(
             if visible.is_empty() {
                 return None;
             }
-            let hidden_beta =
-                catalog.features.iter().any(|f| f.section == section.key && f.release.needs_beta());
             let rows = visible
                 .iter()
                 .enumerate()
@@ -93,7 +91,7 @@ pub fn sections(
                 title: section.title.clone(),
                 description: section.description.clone(),
                 features: rows,
-                more_in_beta: !beta && hidden_beta,
+                more_in_beta: !beta && section.beta_alert,
             })
         })
         .collect()
@@ -190,6 +188,7 @@ mod tests {
         key = "chat"
         title = "GitLab Duo Chat"
         description = "Chat."
+        beta_alert = true
 
         [[sections]]
         key = "code"

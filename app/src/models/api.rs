@@ -230,7 +230,7 @@ pub mod ssr {
     }
 
     fn audit_label(model: &ModelRecord) -> String {
-        format!("{}/{}/{}", model.name, model.identifier, model.endpoint.as_deref().unwrap_or("--"))
+        format!("{}/{}/{}", model.name, model.model_family, model.endpoint.as_deref().unwrap_or("--"))
     }
 
     pub async fn save_model(id: Option<i64>, form: ModelForm) -> Result<(), AppError> {
@@ -274,7 +274,7 @@ pub mod ssr {
         .await?;
         tx.commit().await?;
         let notice = if before.is_some() { "saved" } else { "created" };
-        leptos_axum::redirect(&format!("{MODELS_PATH}?notice={notice}"));
+        leptos_axum::redirect(&format!("{}?notice={notice}", super::super::AFTER_SAVE_PATH));
         Ok(())
     }
 

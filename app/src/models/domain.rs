@@ -23,8 +23,8 @@ pub const ENDPOINT_WITH_CREDENTIALS: &str = "Remove the user name and password f
 pub const IDENTIFIER_REQUIRED: &str = "Please enter a model identifier.";
 pub const IDENTIFIER_TOO_LONG: &str = "Model identifier must be less than 255 characters.";
 pub use super::platform::{
-    BEDROCK_PREFIX, CUSTOM_OPENAI_PREFIX, IDENTIFIER_BEDROCK_EMPTY, IDENTIFIER_NOT_BEDROCK,
-    IDENTIFIER_WRONG_PROVIDER, Platform,
+    BEDROCK_PREFIX, CUSTOM_OPENAI_PREFIX, IDENTIFIER_BEDROCK_EMPTY, IDENTIFIER_INCOMPLETE,
+    IDENTIFIER_NOT_BEDROCK, Platform,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -166,7 +166,8 @@ impl ModelIdentifier {
         &self.0
     }
 
-    /// The model name the provider itself expects: without `bedrock/` or `custom_openai/`.
+    /// The model name the provider itself expects: without its LiteLLM provider (`bedrock/`,
+    /// `custom_openai/`, ...). A model name that holds a slash keeps it after the provider.
     pub fn provider_model(&self) -> &str {
         self.0.split_once('/').map(|(_, model)| model).unwrap_or(&self.0)
     }
@@ -354,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn an_api_identifier_is_custom_openai_or_a_bare_name() {
+    fn an_api_identifier_is_provider_and_model_or_a_bare_name() {
         let api = |value| ModelIdentifier::parse(Platform::OpenAiCompatible, value);
         assert_eq!(
             api("custom_openai/Mixtral-8x7B-Instruct-v0.1").unwrap().provider_model(),
@@ -366,8 +367,8 @@ mod tests {
             "mistralai/Mixtral-8x7B",
             "split at the first slash only"
         );
-        assert_eq!(api("openai/gpt-4"), Err(IDENTIFIER_WRONG_PROVIDER));
-        assert_eq!(api("custom_openai/"), Err(IDENTIFIER_WRONG_PROVIDER));
+        assert_eq!(api("openai/gpt-4").unwrap().provider_model(), "gpt-4", "any LiteLLM provider");
+        assert_eq!(api("custom_openai/"), Err(IDENTIFIER_INCOMPLETE));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::error::{AppError, FieldErrors};
 use crate::form_field::FormField;
 
 pub const SAVE_ERROR: &str = "There was an error saving the self-hosted model. Please try again.";
-const MODELS_LIST: &str = "/admin/gitlab_duo/self_hosted/models";
+use super::AFTER_SAVE_PATH;
 
 #[component]
 pub fn NewModelPage() -> impl IntoView {
@@ -301,14 +301,14 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                 id="model-identifier"
                 label="Model identifier"
                 error=error_for("identifier")
-                help=Signal::derive(move || platform.get().identifier_help().to_owned())
+                help=Signal::derive(move || platform.get().identifier_help(&family.get()).to_owned())
             >
                 <input
                     id="model-identifier"
                     name="identifier"
                     type="text"
                     class=invalid_class("identifier")
-                    placeholder=move || platform.get().identifier_placeholder()
+                    placeholder=move || platform.get().identifier_placeholder(&family.get())
                     value=initial_identifier
                     prop:value=move || identifier.get()
                     on:input=move |ev| identifier.set(event_target_value(&ev))
@@ -341,7 +341,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                 >
                     "Test connection"
                 </button>
-                <a class="btn" href=MODELS_LIST>"Cancel"</a>
+                <a class="btn" href=AFTER_SAVE_PATH>"Cancel"</a>
             </div>
         </form>
     }

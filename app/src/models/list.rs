@@ -12,8 +12,7 @@ use crate::chat::panel::{ChatPanel, ChatTarget};
 pub const EMPTY_STATE: &str =
     "No self-hosted models yet. Add a self-hosted model and select it for a feature to start using it.";
 pub const LOAD_ERROR: &str = "An error occurred while loading self-hosted models. Please try again.";
-pub const CREATED_NOTICE: &str = "Model added. Select it for a feature to start using it.";
-pub const SAVED_NOTICE: &str = "The self-hosted model was successfully saved.";
+pub use super::{CREATED_NOTICE, SAVED_NOTICE};
 pub const DELETED_NOTICE: &str = "Your self-hosted model was successfully deleted.";
 pub const DELETE_ERROR: &str = "An error occurred while deleting your self-hosted model. Please try again.";
 
@@ -26,20 +25,16 @@ pub fn SelfHostedModelsPage() -> impl IntoView {
     // Re-read the list after each delete.
     let models =
         Resource::new(move || (search(), page(), delete.version().get()), |(s, p, _)| list_models(s, p));
-    let notice = move || match query.read().get("notice").as_deref() {
-        Some("created") => Some(CREATED_NOTICE),
-        Some("saved") => Some(SAVED_NOTICE),
-        _ => None,
-    };
     let to_delete = RwSignal::new(None::<ModelRow>);
     let to_test = RwSignal::new(None::<ModelRow>);
 
     view! {
         <Title text="Model configuration"/>
         <ModelConfigurationHeader active_tab="models"/>
-        {move || notice().map(|text| view! { <div class="alert alert-success" role="status">{text}</div> })}
         {move || match delete.value().get() {
             Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">{DELETED_NOTICE}</div> }.into_any()),
+            // The server's reason when it gives one (a model that came into use meanwhile).
+            Some(Err(crate::error::AppError::Conflict(message))) => Some(view! { <div class="alert alert-danger" role="alert">{message}</div> }.into_any()),
             Some(Err(_)) => Some(view! { <div class="alert alert-danger" role="alert">{DELETE_ERROR}</div> }.into_any()),
             None => None,
         }}

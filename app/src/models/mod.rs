@@ -12,10 +12,23 @@ pub mod secrets;
 pub mod store;
 
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 
-/// The top of "Model configuration", shared by its tabs.
+pub const CREATED_NOTICE: &str = "Model added. Select it for a feature to start using it.";
+pub const SAVED_NOTICE: &str = "The self-hosted model was successfully saved.";
+/// Where a saved model's form goes, as GitLab does: to the features, to select it for one.
+pub const AFTER_SAVE_PATH: &str = "/admin/gitlab_duo/self_hosted/features";
+
+/// The top of "Model configuration", shared by its tabs: the heading, the tabs, and the notice
+/// a saved model's form leaves (`?notice=created|saved`).
 #[component]
 pub fn ModelConfigurationHeader(#[prop(into)] active_tab: String) -> impl IntoView {
+    let query = use_query_map();
+    let notice = move || match query.read().get("notice").as_deref() {
+        Some("created") => Some(CREATED_NOTICE),
+        Some("saved") => Some(SAVED_NOTICE),
+        _ => None,
+    };
     let tab = move |href: &'static str, label: &'static str, key: &'static str| {
         let selected = active_tab == key;
         view! {
@@ -38,5 +51,6 @@ pub fn ModelConfigurationHeader(#[prop(into)] active_tab: String) -> impl IntoVi
             {tab("/admin/gitlab_duo/self_hosted/features", "AI-native features", "features")}
             {tab("/admin/gitlab_duo/self_hosted/models", "Self-hosted models", "models")}
         </nav>
+        {move || notice().map(|text| view! { <div class="alert alert-success" role="status">{text}</div> })}
     }
 }

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const PLATFORM_UNKNOWN: &str = "Select a platform.";
 pub const IDENTIFIER_NOT_BEDROCK: &str = "Model identifier must start with \"bedrock/\"";
 pub const IDENTIFIER_BEDROCK_EMPTY: &str = "Model identifier must name a Bedrock model after \"bedrock/\", for example bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0";
-pub const IDENTIFIER_WRONG_PROVIDER: &str =
-    "For the API platform, use custom_openai/MODEL-NAME or the model name alone.";
+pub const IDENTIFIER_INCOMPLETE: &str = "Model identifier must be provider/model-name (for example custom_openai/Mixtral-8x7B-Instruct-v0.1 or azure/gpt-35-turbo), or the model name alone.";
 
 pub const BEDROCK_PREFIX: &str = "bedrock/";
 pub const CUSTOM_OPENAI_PREFIX: &str = "custom_openai/";
@@ -76,17 +75,28 @@ impl Platform {
         }
     }
 
-    /// The identifier field's placeholder.
-    pub fn identifier_placeholder(self) -> &'static str {
+    /// The identifier field's placeholder, as GitLab shows it for the chosen family: on API,
+    /// GPT and Claude models are usually named with their own provider (`openai/`,
+    /// `anthropic/`, `azure/`), so no prefix is suggested for them.
+    pub fn identifier_placeholder(self, family: &str) -> &'static str {
         match self {
-            Platform::OpenAiCompatible => CUSTOM_OPENAI_PREFIX,
             Platform::Bedrock => BEDROCK_PREFIX,
+            Platform::OpenAiCompatible if names_its_provider(family) => "",
+            Platform::OpenAiCompatible => CUSTOM_OPENAI_PREFIX,
         }
     }
 
-    /// The identifier field's help text.
-    pub fn identifier_help(self) -> &'static str {
-        "Provide the model identifier in the form of provider/model-name"
+    /// The identifier field's help text, matching the placeholder.
+    pub fn identifier_help(self, family: &str) -> &'static str {
+        match self {
+            Platform::Bedrock => "Provide the model identifier in the form of bedrock/model-name",
+            Platform::OpenAiCompatible if names_its_provider(family) => {
+                "Provide the model identifier in the form of provider/model-name"
+            }
+            Platform::OpenAiCompatible => {
+                "Provide the model identifier in the form of custom_openai/model-name"
+            }
+        }
     }
 
     pub fn credentials_note(self) -> Option<CredentialsNote> {
@@ -108,14 +118,20 @@ impl Platform {
                 Some(model) if model.trim().is_empty() => Err(IDENTIFIER_BEDROCK_EMPTY),
                 Some(_) => Ok(()),
             },
+            // Any LiteLLM `provider/model` (custom_openai/, azure/, openai/, ...); a bare name
+            // is served by the endpoint as it is.
             Platform::OpenAiCompatible => match value.split_once('/') {
-                // A bare name is served by the endpoint as it is.
                 None => Ok(()),
-                Some(("custom_openai", model)) if !model.trim().is_empty() => Ok(()),
-                Some(_) => Err(IDENTIFIER_WRONG_PROVIDER),
+                Some((provider, model)) if !provider.trim().is_empty() && !model.trim().is_empty() => Ok(()),
+                Some(_) => Err(IDENTIFIER_INCOMPLETE),
             },
         }
     }
+}
+
+/// Families whose API models are named with their vendor's own provider.
+fn names_its_provider(family: &str) -> bool {
+    matches!(family, "gpt" | "claude_3")
 }
 
 /// A stored platform value this build does not know (a row written by a newer version, or by
@@ -145,6 +161,34 @@ mod tests {
         assert_eq!(Platform::parse("vertex_ai"), Err(PLATFORM_UNKNOWN));
         assert_eq!(Platform::parse(""), Err(PLATFORM_UNKNOWN));
         assert_eq!(Platform::try_from("API".to_owned()), Err(UnknownPlatform("API".to_owned())));
+    }
+
+    #[test]
+    fn the_identifier_hints_follow_the_platform_and_the_family() {
+        use Platform::*;
+        assert_eq!(Bedrock.identifier_placeholder("claude_3"), "bedrock/");
+        assert_eq!(OpenAiCompatible.identifier_placeholder("mistral"), "custom_openai/");
+        assert_eq!(OpenAiCompatible.identifier_placeholder("gpt"), "");
+        assert_eq!(OpenAiCompatible.identifier_placeholder("claude_3"), "");
+        for (platform, family) in
+            [(Bedrock, "claude_3"), (OpenAiCompatible, "mistral"), (OpenAiCompatible, "gpt")]
+        {
+            let placeholder = platform.identifier_placeholder(family);
+            let help = platform.identifier_help(family);
+            let expected = if placeholder.is_empty() { "provider/" } else { placeholder };
+            assert!(help.ends_with(&format!("{expected}model-name")), "{help}");
+        }
+    }
+
+    #[test]
+    fn the_api_platform_takes_any_provider_and_model() {
+        let api = |value| Platform::OpenAiCompatible.check_identifier(value);
+        for good in ["azure/gpt-35-turbo", "custom_openai/Mixtral", "openai/gpt-4o", "Mixtral-8x7B"] {
+            assert_eq!(api(good), Ok(()), "{good}");
+        }
+        for incomplete in ["custom_openai/", "/model", "azure/ "] {
+            assert_eq!(api(incomplete), Err(IDENTIFIER_INCOMPLETE), "{incomplete}");
+        }
     }
 
     #[test]
