@@ -7,6 +7,11 @@ use crate::catalog::Release;
 
 pub const UPDATE_ERROR: &str = "An error occurred while updating the self-hosted model, please try again.";
 pub const UNASSIGNED_HINT: &str = "Assign a model to enable this feature";
+
+/// The failure toast of "Apply to all" in a section.
+pub fn apply_to_all_error(section: &str) -> String {
+    format!("An error occurred while updating the {section} sub-feature settings. Please try again.")
+}
 pub const CHOOSE_A_MODEL: &str = "Select a model for the feature.";
 
 /// What a feature is set to.

@@ -7,11 +7,15 @@ use leptos_meta::Title;
 
 use super::api::{
     ApplyFeatureToAll, ApplyToAll, Assignment, CHOICE_DISABLED, FeatureRow, FeaturesPage, SectionView,
-    UNASSIGNED_HINT, UPDATE_ERROR, UpdateFeature, load_features,
+    UNASSIGNED_HINT, UPDATE_ERROR, UpdateFeature, apply_to_all_error, load_features,
 };
 use crate::chat::panel::{ChatPanel, ChatTarget};
 use crate::error::AppError;
 use crate::models::ModelConfigurationHeader;
+
+/// The section whose "Apply to all" was pressed last.
+#[derive(Clone, Copy)]
+struct ApplyingSection(RwSignal<String>);
 
 /// The toast after each save: the text, and whether it reports a failure.
 #[derive(Clone, PartialEq)]
@@ -27,6 +31,9 @@ pub fn AiFeaturesPage() -> impl IntoView {
     // The feature whose chat box is open: its key and title.
     let testing = RwSignal::new(None::<(String, String)>);
     provide_context(testing);
+    // The section of the last "Apply to all", for its failure toast.
+    let applying = ApplyingSection(RwSignal::new(String::new()));
+    provide_context(applying);
     let report = move |result: Option<Result<String, AppError>>, fallback: &str| match result {
         Some(Ok(message)) => toast.set(Some(Toast(message, false))),
         Some(Err(AppError::Validation(errors))) => {
@@ -38,7 +45,7 @@ pub fn AiFeaturesPage() -> impl IntoView {
         None => {}
     };
     Effect::new(move |_| report(update.value().get(), UPDATE_ERROR));
-    Effect::new(move |_| report(apply.value().get(), UPDATE_ERROR));
+    Effect::new(move |_| report(apply.value().get(), &apply_to_all_error(&applying.0.get_untracked())));
 
     view! {
         <Title text="Model configuration"/>
@@ -79,7 +86,8 @@ fn FeatureSection(
     apply: ServerAction<ApplyFeatureToAll>,
 ) -> impl IntoView {
     let SectionView { key, title, description, features, more_in_beta } = section;
-    let apply_label = format!("Apply to all {title} sub-features");
+    // The "assign a model" warning matters where one row's model can be applied to the others.
+    let several = features.len() > 1;
     view! {
         <details class="feature-section" open data-section=key>
             <summary>
@@ -102,7 +110,7 @@ fn FeatureSection(
                 <tbody>
                     {features
                         .into_iter()
-                        .map(|row| view! { <FeatureRowView row update apply apply_label=apply_label.clone()/> })
+                        .map(|row| view! { <FeatureRowView row update apply section=title.clone() several/> })
                         .collect_view()}
                 </tbody>
             </table>
@@ -115,8 +123,10 @@ fn FeatureRowView(
     row: FeatureRow,
     update: ServerAction<UpdateFeature>,
     apply: ServerAction<ApplyFeatureToAll>,
-    apply_label: String,
+    section: String,
+    several: bool,
 ) -> impl IntoView {
+    let applying = expect_context::<ApplyingSection>();
     let FeatureRow { key, title, release, assignment, choices, fallback, apply_to_all, answered_by } = row;
     let testing = expect_context::<RwSignal<Option<(String, String)>>>();
     let test_button = answered_by.map(|_| {
@@ -173,14 +183,18 @@ fn FeatureRowView(
                     </select>
                     {apply_to_all.map(|ApplyToAll { enabled, tooltip }| {
                         let feature = key.clone();
+                        let label = format!("Apply the {title} model to all {section} sub-features");
                         view! {
                             <button
                                 type="button"
-                                class="btn btn-icon"
+                                class="btn btn-sm btn-icon"
                                 title=tooltip
-                                aria-label=apply_label
+                                aria-label=label
                                 disabled=move || !enabled || apply.pending().get()
-                                on:click=move |_| { apply.dispatch(ApplyFeatureToAll { feature: feature.clone() }); }
+                                on:click=move |_| {
+                                    applying.0.set(section.clone());
+                                    apply.dispatch(ApplyFeatureToAll { feature: feature.clone() });
+                                }
                             >
                                 <svg viewBox="0 0 16 16" aria-hidden="true" fill="currentColor">
                                     <path d="M5 1h8a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V3a2 2 0 0 1 2-2zm0 1.5a.5.5 0 0 0-.5.5v8a.5.5 0 0 0 .5.5h8a.5.5 0 0 0 .5-.5V3a.5.5 0 0 0-.5-.5H5zM1 5.5a.75.75 0 0 1 1.5 0V13a.5.5 0 0 0 .5.5h7.5a.75.75 0 0 1 0 1.5H3a2 2 0 0 1-2-2V5.5z"/>
@@ -191,7 +205,7 @@ fn FeatureRowView(
                     })}
                     {test_button}
                 </div>
-                {(unassigned && fallback.is_none()).then(|| view! {
+                {(several && unassigned && fallback.is_none()).then(|| view! {
                     <p class="form-text warning"><span aria-hidden="true">"⚠ "</span>{UNASSIGNED_HINT}</p>
                 })}
                 {fallback.map(|text| view! { <p class="form-text">{text}</p> })}

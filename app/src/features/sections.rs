@@ -77,11 +77,12 @@ pub fn sections(
             if visible.is_empty() {
                 return None;
             }
+            // Every row of a section with more than one feature can copy its own model to the
+            // rest of the section ("Apply to all").
             let rows = visible
                 .iter()
-                .enumerate()
-                .map(|(position, feature)| {
-                    let apply_to_all = (position == 0 && visible.len() > 1)
+                .map(|feature| {
+                    let apply_to_all = (visible.len() > 1)
                         .then(|| apply_to_all_state(&section.title, feature, assignments, &visible, models));
                     feature_row(catalog, feature, models, assignments, beta, apply_to_all)
                 })
@@ -292,7 +293,13 @@ mod tests {
         let explain = &chat.features[1];
         assert_eq!(explain.fallback.as_deref(), Some("Uses the General Chat model: Mistral on vLLM"));
         assert_eq!(explain.answered_by.as_deref(), Some("Mistral on vLLM"));
-        assert_eq!(explain.apply_to_all, None, "only the section's first row");
+        assert_eq!(
+            explain.apply_to_all.as_ref().map(|a| a.enabled),
+            Some(false),
+            "every row of a section of several has its own, enabled once the row has a model"
+        );
+        let code = &sections[1];
+        assert_eq!(code.features[0].apply_to_all, None, "a section of one row has none");
     }
 
     #[test]
