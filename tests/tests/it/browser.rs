@@ -2,13 +2,11 @@
 //! the real browser bundle (built by scripts/build-site.sh). A failing test leaves a screenshot
 //! in target/browser-failures/.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::common::*;
 use app::auth::Role;
-use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use sqlx::PgPool;
 
@@ -400,12 +398,11 @@ async fn an_admin_assigns_models_to_features_applies_to_all_and_turns_beta_on(po
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_admin_says_hello_to_bedrock_and_api_models_and_tests_a_feature(pool: PgPool) {
-    use common::fake_bedrock::FakeBedrock;
-    use common::fake_openai::FakeOpenAi;
+    use crate::common::fake_bedrock::FakeBedrock;
+    use crate::common::fake_openai::FakeOpenAi;
     let bedrock = FakeBedrock::start().await;
     let vllm = FakeOpenAi::start(None).await;
-    let app =
-        spawn_app_with_clients(pool, settings(), model_clients(bedrock_client(&bedrock.url, true))).await;
+    let app = TestApp::builder(pool).bedrock(bedrock_client(&bedrock.url, true)).spawn().await;
     app.add_user("ada", Role::Admin).await;
     sqlx::query(
         "INSERT INTO self_hosted_models (name, platform, model_family, endpoint, identifier) VALUES
