@@ -118,6 +118,19 @@ impl Page {
         self.find(Locator::XPath(&xpath)).await
     }
 
+    /// Clicks `target` until `then` appears, and returns `then`. Right after a page loads, its
+    /// buttons are the server's HTML until the browser bundle has hydrated them, which takes
+    /// longer on a busy machine: a click before that does nothing, so it is clicked again.
+    async fn click_until(&self, target: Locator<'_>, then: Locator<'_>) -> fantoccini::elements::Element {
+        for _ in 0..10 {
+            self.find(target).await.click().await.expect("the target can be clicked");
+            if let Ok(found) = self.client.wait().at_most(Duration::from_secs(2)).for_element(then).await {
+                return found;
+            }
+        }
+        panic!("clicking {target:?} never brought {then:?}");
+    }
+
     async fn path(&self) -> String {
         let url = self.client.current_url().await.expect("a current URL");
         match url.query() {
@@ -428,14 +441,12 @@ async fn an_admin_says_hello_to_bedrock_and_api_models_and_tests_a_feature(pool:
             for (model, reply) in
                 [("Claude", "Hello! How can I help you today?"), ("Mixtral", "Hello from the fake vLLM!")]
             {
-                let row = b.listed_model(model).await;
-                row.find(Locator::XPath(".//button[normalize-space()='Test']"))
-                    .await
-                    .unwrap()
-                    .click()
-                    .await
-                    .unwrap();
-                let message = b.find(Locator::Id("chat-message")).await;
+                b.listed_model(model).await;
+                let test = format!(
+                    "//tr[@data-model-name={}]//button[normalize-space()='Test']",
+                    xpath_literal(model)
+                );
+                let message = b.click_until(Locator::XPath(&test), Locator::Id("chat-message")).await;
                 assert_eq!(message.prop("value").await.unwrap().as_deref(), Some("Hello"), "prefilled");
                 b.button("Send").await.click().await.unwrap();
                 b.text_appears(reply).await;
@@ -447,7 +458,8 @@ async fn an_admin_says_hello_to_bedrock_and_api_models_and_tests_a_feature(pool:
 
             // A Chat sub-feature without its own model is answered by General Chat's.
             b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted")).await.unwrap();
-            b.find(Locator::Css("button[aria-label='Test Code Explanation']")).await.click().await.unwrap();
+            let test = Locator::Css("button[aria-label='Test Code Explanation']");
+            b.click_until(test, Locator::XPath("//button[normalize-space()='Send']")).await;
             b.button("Send").await.click().await.unwrap();
             b.text_appears("Answered by Claude (the General Chat model)").await;
             b.text_appears("Hello! How can I help you today?").await;
