@@ -7,7 +7,7 @@
 //! Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run -p tests --example streaming_overhead
 //! (it creates and drops a scratch database on that server).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -32,14 +32,10 @@ async fn main() {
     server::database::MIGRATOR.run(&pool).await.unwrap();
 
     let fake = FakeBedrock::start().await;
-    let app = common::spawn_app_with_clients(
-        pool.clone(),
-        common::settings(),
-        common::model_clients(common::bedrock_client(&fake.url, true)),
-    )
-    .await;
-    app.add_user("bench", app::auth::Role::Admin).await;
-    app.sign_in("bench", common::PASSWORD).await;
+    let app = common::TestApp::builder(pool.clone())
+        .bedrock(common::bedrock_client(&fake.url, true))
+        .spawn_signed_in(app::auth::Role::Admin)
+        .await;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO self_hosted_models (name, platform, model_family, identifier)
          VALUES ('bench', 'bedrock', 'claude_3', 'bedrock/benchmark') RETURNING id",

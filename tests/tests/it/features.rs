@@ -2,24 +2,15 @@
 //! apply-to-all atomicity, concurrency, validation, the gateway health check, and the catalog's
 //! own checks.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use app::auth::Role;
 use app::catalog::Catalog;
 use app::features::api::{Assignment, FeaturesPage};
-use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-
-async fn signed_in_admin(pool: PgPool) -> TestApp {
-    let app = spawn_app(pool).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
-    app
-}
 
 async fn add_model(app: &TestApp, name: &str, family: &str) -> i64 {
     sqlx::query_scalar(
@@ -80,7 +71,7 @@ impl TestApp {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn choosing_a_compatible_model_saves_it_and_answers_gitlabs_toast(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let id = add_model(&app, "Mixtral", "mixtral").await;
 
     let response = app.choose("code_generations", &id.to_string()).await;
@@ -103,7 +94,7 @@ async fn choosing_a_compatible_model_saves_it_and_answers_gitlabs_toast(pool: Pg
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_incompatible_model_is_refused_with_gitlabs_message(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     turn_beta_on(&app).await;
     let id = add_model(&app, "CodeGemma", "codegemma").await;
 
@@ -117,7 +108,7 @@ async fn an_incompatible_model_is_refused_with_gitlabs_message(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn unknown_features_beta_features_and_beta_models_are_refused_while_beta_is_off(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let claude = add_model(&app, "Claude", "claude_3").await;
     let llama = add_model(&app, "Llama", "llama3").await;
 
@@ -134,9 +125,7 @@ async fn unknown_features_beta_features_and_beta_models_are_refused_while_beta_i
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_auditor_cannot_change_features_or_settings(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("audrey", Role::Auditor).await;
-    app.sign_in("audrey", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Auditor).await;
     let id = add_model(&app, "Claude", "claude_3").await;
 
     assert_eq!(app.choose("duo_chat", &id.to_string()).await.status(), StatusCode::FORBIDDEN);
@@ -156,7 +145,7 @@ async fn an_auditor_cannot_change_features_or_settings(pool: PgPool) {
 async fn the_page_lists_sections_in_order_ga_first_with_compatible_models_and_the_chat_fallback(
     pool: PgPool,
 ) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let claude = add_model(&app, "Claude", "claude_3").await;
     add_model(&app, "Codestral", "codestral").await;
     add_model(&app, "Llama", "llama3").await;
@@ -203,7 +192,7 @@ async fn the_page_lists_sections_in_order_ga_first_with_compatible_models_and_th
 
 #[sqlx::test(migrations = "../migrations")]
 async fn the_runtime_uses_general_chats_model_for_a_chat_feature_without_one(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let claude = add_model(&app, "Claude", "claude_3").await;
     let mistral = add_model(&app, "Mistral", "mistral").await;
     app.choose("duo_chat", &claude.to_string()).await;
@@ -227,7 +216,7 @@ async fn the_runtime_uses_general_chats_model_for_a_chat_feature_without_one(poo
 
 #[sqlx::test(migrations = "../migrations")]
 async fn apply_to_all_sets_the_whole_section_in_one_go_or_not_at_all(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let claude = add_model(&app, "Claude", "claude_3").await;
     let codestral = add_model(&app, "Codestral", "codestral").await;
 
@@ -274,7 +263,7 @@ async fn apply_to_all_sets_the_whole_section_in_one_go_or_not_at_all(pool: PgPoo
 
 #[sqlx::test(migrations = "../migrations")]
 async fn fifty_concurrent_updates_leave_one_consistent_row_and_fifty_audit_events(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let ids = [add_model(&app, "Claude", "claude_3").await, add_model(&app, "Mistral", "mistral").await];
     let updates = (0..50).map(|n| {
         let choice = ids[n % 2].to_string();
@@ -318,7 +307,7 @@ async fn fifty_concurrent_updates_leave_one_consistent_row_and_fifty_audit_event
 
 #[sqlx::test(migrations = "../migrations")]
 async fn settings_are_validated_normalised_and_beta_acceptance_is_recorded(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
 
     let bad = app
         .save_settings(&[
@@ -405,7 +394,7 @@ async fn fake_gateway(behaviour: &'static str) -> String {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn the_health_check_reports_a_healthy_a_failing_and_a_hanging_gateway(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let check = |gateway: String| {
         let app = &app;
         async move {

@@ -1,12 +1,10 @@
 //! The first admin, user management and the audit trail.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
+use crate::common::*;
 use app::audit::AuditEventsPage;
 use app::auth::Role;
-use common::*;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 

@@ -2,24 +2,19 @@
 //! that checks signatures and streams real event-stream frames, and reqwest against an
 //! OpenAI-compatible fake. One test per named failure, each asserting what the admin reads.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::fake_bedrock::FakeBedrock;
+use crate::common::fake_openai::FakeOpenAi;
+use crate::common::*;
 use app::auth::Role;
 use app::chat::ChatEvent;
 use app::chat::client::{MALFORMED, NO_ANSWER, NO_CREDENTIALS, SIGNATURE_REJECTED, STREAM_STALLED};
-use common::fake_bedrock::FakeBedrock;
-use common::fake_openai::FakeOpenAi;
-use common::*;
 use serde_json::json;
 use sqlx::PgPool;
 
 async fn app_with_bedrock(pool: PgPool, bedrock: aws_sdk_bedrockruntime::Client) -> TestApp {
-    let app = spawn_app_with_clients(pool, settings(), model_clients(bedrock)).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
-    app
+    TestApp::builder(pool).bedrock(bedrock).spawn_signed_in(Role::Admin).await
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -1,48 +1,17 @@
 //! No secret leaks: a unique API key and AWS secret are planted, every page, server function and
-//! error path is driven with every log line recorded (at TRACE, dependencies included), and the
-//! planted values must appear nowhere: not in a response, not in a log line, not in the
-//! database, except sealed in the API key's own ciphertext column.
+//! error path is driven with every log line it causes recorded (at TRACE, dependencies
+//! included; see `common::logs`), and the planted values must appear nowhere: not in a
+//! response, not in a log line, not in the database, except sealed in the API key's own
+//! ciphertext column.
 
-mod common;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
+use crate::common::fake_bedrock::FakeBedrock;
+use crate::common::fake_openai::FakeOpenAi;
+use crate::common::logs::LogCapture;
+use crate::common::*;
 use app::auth::Role;
-use common::fake_bedrock::FakeBedrock;
-use common::fake_openai::FakeOpenAi;
-use common::*;
 use reqwest::Method;
 use server::{Access, route_inventory};
 use sqlx::PgPool;
-
-/// Every log line of this test binary, kept in memory.
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || LogWriter(sink.clone()))
-            .init();
-        logs
-    })
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// What the browser saw: statuses, headers and bodies of every response.
 #[derive(Default)]
@@ -59,21 +28,20 @@ impl Seen {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn planted_secrets_appear_nowhere_but_as_ciphertext_in_their_own_column(pool: PgPool) {
-    let logs = logs();
+    let logs = LogCapture::start();
     let api_key = format!("sk-planted-{:x}", std::process::id() as u64 * 0x9e37_79b9 + 0x5eed);
     let wrong_aws_secret = "wrong-aws-secret-planted-7d41c0";
     let openai = FakeOpenAi::start(Some(&api_key)).await;
     let bedrock = FakeBedrock::start().await;
     // One console signs its Bedrock calls with the right secret, a second with a wrong one
     // (Bedrock then refuses the signature): both secrets are planted.
-    let app =
-        spawn_app_with_clients(pool.clone(), settings(), model_clients(bedrock_client(&bedrock.url, true)))
-            .await;
-    let wrong_clients = model_clients(bedrock_client_signing_with(&bedrock.url, Some(wrong_aws_secret)));
-    let other = spawn_app_with_clients(pool.clone(), settings(), wrong_clients).await;
-    app.add_user("ada", Role::Admin).await;
+    let app = TestApp::builder(pool.clone())
+        .bedrock(bedrock_client(&bedrock.url, true))
+        .spawn_signed_in(Role::Admin)
+        .await;
+    let wrong_bedrock = bedrock_client_signing_with(&bedrock.url, Some(wrong_aws_secret));
+    let other = TestApp::builder(pool.clone()).bedrock(wrong_bedrock).spawn().await;
     app.add_user("audrey", Role::Auditor).await;
-    app.sign_in("ada", PASSWORD).await;
     other.sign_in("ada", PASSWORD).await;
     let mut seen = Seen::default();
 
@@ -198,7 +166,7 @@ async fn planted_secrets_appear_nowhere_but_as_ciphertext_in_their_own_column(po
         database.push_str(&rows.join("\n"));
     }
     assert!(database.contains("Mixtral"), "the dump holds the data: {tables:?}");
-    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let logs = logs.text();
     assert!(logs.len() > 10_000, "the logs were recorded: {} bytes", logs.len());
 
     for secret in [api_key.as_str(), TEST_SECRET_KEY, wrong_aws_secret] {

@@ -1,23 +1,14 @@
 //! Self-hosted models over real HTTP: every rule, the write-only API key, the in-use guard
 //! called directly, the duplicate-name race, and what the pages show.
 
-mod common;
-
+use crate::common::*;
 use app::auth::Role;
 use app::models::api::ModelsPage;
-use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 const PLANTED_KEY: &str = "sk-planted-7f3a9c1e5b";
-
-async fn signed_in_admin(pool: PgPool) -> TestApp {
-    let app = spawn_app(pool).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
-    app
-}
 
 fn api_model(name: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -68,7 +59,7 @@ impl TestApp {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn adding_an_api_model_seals_its_key(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
 
     let response = app.save(&api_model("Mixtral on vLLM")).await;
 
@@ -93,7 +84,7 @@ async fn adding_an_api_model_seals_its_key(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_bedrock_model_keeps_no_endpoint_and_no_key_whatever_is_sent(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let mut form = bedrock_model("Claude");
     form.push(("endpoint", "http://left-over/v1".into()));
     form.push(("api_key", PLANTED_KEY.into()));
@@ -108,7 +99,7 @@ async fn a_bedrock_model_keeps_no_endpoint_and_no_key_whatever_is_sent(pool: PgP
 
 #[sqlx::test(migrations = "../migrations")]
 async fn each_broken_rule_is_named_at_its_field_and_nothing_is_saved(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let with = |field: &'static str, value: &str| {
         let mut form = api_model("Mixtral");
         form.retain(|(name, _)| *name != field);
@@ -149,7 +140,7 @@ async fn each_broken_rule_is_named_at_its_field_and_nothing_is_saved(pool: PgPoo
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_duplicate_name_is_refused(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     app.save(&api_model("Mixtral")).await;
 
     let errors = TestApp::field_errors(app.save(&bedrock_model("Mixtral")).await).await;
@@ -160,7 +151,7 @@ async fn a_duplicate_name_is_refused(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn two_admins_adding_one_name_at_the_same_instant_get_one_model(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let attempts = (0..8).map(|_| {
         let request = app.client.post(app.url("/api/save_self_hosted_model")).form(&bedrock_model("Race"));
         tokio::spawn(async move { request.send().await.unwrap() })
@@ -183,7 +174,7 @@ async fn two_admins_adding_one_name_at_the_same_instant_get_one_model(pool: PgPo
 
 #[sqlx::test(migrations = "../migrations")]
 async fn editing_without_touching_the_key_keeps_it_and_the_key_can_be_replaced_or_removed(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     app.save(&api_model("Mixtral")).await;
     let id = app.model_id("Mixtral").await;
     let before = app.sealed_key("Mixtral").await.unwrap();
@@ -219,7 +210,7 @@ async fn editing_without_touching_the_key_keeps_it_and_the_key_can_be_replaced_o
 
 #[sqlx::test(migrations = "../migrations")]
 async fn switching_an_api_model_to_bedrock_drops_its_endpoint_and_key(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     app.save(&api_model("Switch")).await;
     let id = app.model_id("Switch").await;
     let mut form = bedrock_model("Switch");
@@ -232,7 +223,7 @@ async fn switching_an_api_model_to_bedrock_drops_its_endpoint_and_key(pool: PgPo
 
 #[sqlx::test(migrations = "../migrations")]
 async fn deleting_a_model_in_use_is_refused_whatever_the_client_sends(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     app.save(&bedrock_model("Claude")).await;
     let id = app.model_id("Claude").await;
     sqlx::query(
@@ -259,7 +250,7 @@ async fn deleting_a_model_in_use_is_refused_whatever_the_client_sends(pool: PgPo
 
 #[sqlx::test(migrations = "../migrations")]
 async fn deleting_an_unused_model_removes_it_and_is_audited(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     app.save(&bedrock_model("Claude")).await;
     let id = app.model_id("Claude").await;
 
@@ -281,9 +272,7 @@ async fn deleting_an_unused_model_removes_it_and_is_audited(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_auditor_cannot_add_edit_or_delete(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("audrey", Role::Auditor).await;
-    app.sign_in("audrey", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Auditor).await;
 
     assert_eq!(app.save(&bedrock_model("Claude")).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.delete_model(1).await.status(), StatusCode::FORBIDDEN);
@@ -293,7 +282,7 @@ async fn an_auditor_cannot_add_edit_or_delete(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn the_api_key_never_appears_in_any_response(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let saved = app.save(&api_model("Mixtral")).await;
     let id = app.model_id("Mixtral").await;
     let mut bodies = vec![saved.text().await.unwrap()];
@@ -320,7 +309,7 @@ async fn the_api_key_never_appears_in_any_response(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn the_list_searches_pages_and_hides_unused_beta_models_while_beta_is_off(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     for n in 1..=22 {
         app.save(&bedrock_model(&format!("Claude {n:02}"))).await;
     }
@@ -362,7 +351,7 @@ async fn the_list_searches_pages_and_hides_unused_beta_models_while_beta_is_off(
 
 #[sqlx::test(migrations = "../migrations")]
 async fn the_pages_show_gitlabs_texts(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
 
     let list = app.get("/admin/gitlab_duo/self_hosted/models").await.text().await.unwrap();
     let form = app.get("/admin/gitlab_duo/self_hosted/models/new").await.text().await.unwrap();
@@ -403,7 +392,7 @@ async fn the_pages_show_gitlabs_texts(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn with_javascript_off_the_form_posts_and_shows_its_errors(pool: PgPool) {
-    let app = signed_in_admin(pool).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let form_page = app.url("/admin/gitlab_duo/self_hosted/models/new");
     let mut form = api_model("");
     form.retain(|(name, _)| *name != "endpoint");

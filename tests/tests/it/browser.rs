@@ -2,13 +2,11 @@
 //! the real browser bundle (built by scripts/build-site.sh). A failing test leaves a screenshot
 //! in target/browser-failures/.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::common::*;
 use app::auth::Role;
-use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use sqlx::PgPool;
 
@@ -118,6 +116,19 @@ impl Page {
     async fn link(&self, text: &str) -> fantoccini::elements::Element {
         let xpath = format!("//a[normalize-space()={}]", xpath_literal(text));
         self.find(Locator::XPath(&xpath)).await
+    }
+
+    /// Clicks `target` until `then` appears, and returns `then`. Right after a page loads, its
+    /// buttons are the server's HTML until the browser bundle has hydrated them, which takes
+    /// longer on a busy machine: a click before that does nothing, so it is clicked again.
+    async fn click_until(&self, target: Locator<'_>, then: Locator<'_>) -> fantoccini::elements::Element {
+        for _ in 0..10 {
+            self.find(target).await.click().await.expect("the target can be clicked");
+            if let Ok(found) = self.client.wait().at_most(Duration::from_secs(2)).for_element(then).await {
+                return found;
+            }
+        }
+        panic!("clicking {target:?} never brought {then:?}");
     }
 
     async fn path(&self) -> String {
@@ -400,12 +411,11 @@ async fn an_admin_assigns_models_to_features_applies_to_all_and_turns_beta_on(po
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_admin_says_hello_to_bedrock_and_api_models_and_tests_a_feature(pool: PgPool) {
-    use common::fake_bedrock::FakeBedrock;
-    use common::fake_openai::FakeOpenAi;
+    use crate::common::fake_bedrock::FakeBedrock;
+    use crate::common::fake_openai::FakeOpenAi;
     let bedrock = FakeBedrock::start().await;
     let vllm = FakeOpenAi::start(None).await;
-    let app =
-        spawn_app_with_clients(pool, settings(), model_clients(bedrock_client(&bedrock.url, true))).await;
+    let app = TestApp::builder(pool).bedrock(bedrock_client(&bedrock.url, true)).spawn().await;
     app.add_user("ada", Role::Admin).await;
     sqlx::query(
         "INSERT INTO self_hosted_models (name, platform, model_family, endpoint, identifier) VALUES
@@ -431,14 +441,12 @@ async fn an_admin_says_hello_to_bedrock_and_api_models_and_tests_a_feature(pool:
             for (model, reply) in
                 [("Claude", "Hello! How can I help you today?"), ("Mixtral", "Hello from the fake vLLM!")]
             {
-                let row = b.listed_model(model).await;
-                row.find(Locator::XPath(".//button[normalize-space()='Test']"))
-                    .await
-                    .unwrap()
-                    .click()
-                    .await
-                    .unwrap();
-                let message = b.find(Locator::Id("chat-message")).await;
+                b.listed_model(model).await;
+                let test = format!(
+                    "//tr[@data-model-name={}]//button[normalize-space()='Test']",
+                    xpath_literal(model)
+                );
+                let message = b.click_until(Locator::XPath(&test), Locator::Id("chat-message")).await;
                 assert_eq!(message.prop("value").await.unwrap().as_deref(), Some("Hello"), "prefilled");
                 b.button("Send").await.click().await.unwrap();
                 b.text_appears(reply).await;
@@ -450,7 +458,8 @@ async fn an_admin_says_hello_to_bedrock_and_api_models_and_tests_a_feature(pool:
 
             // A Chat sub-feature without its own model is answered by General Chat's.
             b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted")).await.unwrap();
-            b.find(Locator::Css("button[aria-label='Test Code Explanation']")).await.click().await.unwrap();
+            let test = Locator::Css("button[aria-label='Test Code Explanation']");
+            b.click_until(test, Locator::XPath("//button[normalize-space()='Send']")).await;
             b.button("Send").await.click().await.unwrap();
             b.text_appears("Answered by Claude (the General Chat model)").await;
             b.text_appears("Hello! How can I help you today?").await;

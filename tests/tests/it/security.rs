@@ -2,10 +2,8 @@
 //! the router's own sources, so a page or server function added later is covered unedited), and
 //! the Content-Security-Policy on every page.
 
-mod common;
-
+use crate::common::*;
 use app::auth::Role;
-use common::*;
 use reqwest::{Method, StatusCode};
 use server::{Access, RouteInfo, route_inventory};
 use sqlx::PgPool;
@@ -89,9 +87,7 @@ async fn signed_out_the_exceptions_answer(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_auditor_reads_every_page_but_every_change_is_refused(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("audrey", Role::Auditor).await;
-    app.sign_in("audrey", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Auditor).await;
     let models_before = count(&app, "self_hosted_models").await;
 
     for route in guarded() {
@@ -125,9 +121,7 @@ fn policy_nonce(policy: &str) -> String {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn every_page_allows_only_its_own_nonced_scripts(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let model = app.save_model(&bedrock_form("bedrock/anthropic.claude-3-haiku-20240307-v1:0")).await;
     let mut nonces = std::collections::HashSet::new();
 
@@ -173,9 +167,7 @@ async fn responses_that_are_not_pages_allow_no_script_at_all(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn every_page_is_whole_without_javascript(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let model = app.save_model(&bedrock_form("bedrock/anthropic.claude-3-haiku-20240307-v1:0")).await;
 
     let pages = guarded().into_iter().filter(|r| r.method == Method::GET && !r.path.starts_with("/api/"));

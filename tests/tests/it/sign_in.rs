@@ -1,10 +1,9 @@
 //! Sign-in, sessions and the guard in front of every route, over real HTTP and real Postgres.
 
-mod common;
-
+use crate::common::*;
 use app::auth::Role;
-use common::*;
 use reqwest::StatusCode;
+use server::RouterSettings;
 use sqlx::PgPool;
 
 #[sqlx::test(migrations = "../migrations")]
@@ -61,7 +60,8 @@ async fn signing_in_lands_on_the_page_asked_for_with_a_strict_cookie(pool: PgPoo
 
 #[sqlx::test(migrations = "../migrations")]
 async fn the_cookie_is_secure_when_configured_for_https(pool: PgPool) {
-    let app = spawn_app_with(pool, server::RouterSettings { secure_cookies: true, ..settings() }).await;
+    let app =
+        TestApp::builder(pool).settings(RouterSettings { secure_cookies: true, ..settings() }).spawn().await;
     app.add_user("ada", Role::Admin).await;
 
     let response = app.sign_in("ada", PASSWORD).await;
@@ -154,9 +154,7 @@ async fn signing_out_deletes_the_session_on_the_server(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_session_idle_past_its_expiry_is_over(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     let expiry_in_minutes: f64 = sqlx::query_scalar(
         "SELECT extract(epoch FROM expiry_date - now())::float8 / 60 FROM tower_sessions.session",
     )
@@ -175,9 +173,7 @@ async fn a_session_idle_past_its_expiry_is_over(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_password_reset_ends_the_users_sessions(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
     assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
 
     let actor = app::audit::ssr::Actor::system("test");
@@ -189,9 +185,7 @@ async fn a_password_reset_ends_the_users_sessions(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_auditor_sees_pages_but_every_change_is_refused_with_403(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("audrey", Role::Auditor).await;
-    app.sign_in("audrey", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Auditor).await;
 
     assert_eq!(app.get("/admin/audit_events").await.status(), StatusCode::OK);
     assert_eq!(app.get("/api/audit_events?page=1").await.status(), StatusCode::OK);
@@ -209,9 +203,7 @@ async fn an_auditor_sees_pages_but_every_change_is_refused_with_403(pool: PgPool
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_admins_change_passes_the_guard(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
 
     let change = app.client.post(app.url("/api/any_change")).body("x=1").send().await.unwrap();
 
@@ -221,9 +213,7 @@ async fn an_admins_change_passes_the_guard(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_signed_in_visit_to_the_sign_in_page_goes_to_the_admin_area(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
 
     let response = app.get("/users/sign_in").await;
 
@@ -232,9 +222,7 @@ async fn a_signed_in_visit_to_the_sign_in_page_goes_to_the_admin_area(pool: PgPo
 
 #[sqlx::test(migrations = "../migrations")]
 async fn the_shell_shows_the_user_and_the_gitlab_duo_menu(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
 
     let page = app.get("/admin").await.text().await.unwrap();
 
@@ -247,9 +235,7 @@ async fn the_shell_shows_the_user_and_the_gitlab_duo_menu(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_unknown_page_answers_404(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
 
     let response = app.get("/admin/no_such_page").await;
 
@@ -390,7 +376,10 @@ async fn an_unknown_login_locks_exactly_like_a_real_one(pool: PgPool) {
 async fn failures_slow_down_the_next_attempts(pool: PgPool) {
     let step = std::time::Duration::from_millis(300);
     let throttle = server::throttle::ThrottlePolicy { delay_step: step, ..settings().sign_in_throttle };
-    let app = spawn_app_with(pool, server::RouterSettings { sign_in_throttle: throttle, ..settings() }).await;
+    let app = TestApp::builder(pool)
+        .settings(RouterSettings { sign_in_throttle: throttle, ..settings() })
+        .spawn()
+        .await;
 
     for _ in 0..3 {
         app.sign_in("ada", "wrong").await;
@@ -471,8 +460,8 @@ async fn last_audit_address(app: &TestApp) -> Option<String> {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn behind_a_trusted_proxy_each_forwarded_client_counts_on_its_own(pool: PgPool) {
-    let behind_proxy = server::RouterSettings { trust_forwarded_for: true, ..settings() };
-    let app = spawn_app_with(pool, behind_proxy).await;
+    let behind_proxy = RouterSettings { trust_forwarded_for: true, ..settings() };
+    let app = TestApp::builder(pool).settings(behind_proxy).spawn().await;
     app.add_user("ada", Role::Admin).await;
 
     for n in 0..20 {

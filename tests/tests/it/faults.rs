@@ -1,16 +1,14 @@
 //! Faults the console must survive: its database going away and coming back, a shutdown while
 //! replies are streaming, and many streaming replies at once.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use crate::common::fake_bedrock::FakeBedrock;
+use crate::common::*;
 use app::auth::Role;
 use app::chat::client::SHUTTING_DOWN;
 use app::chat::{ChatEvent, LineBuffer};
-use common::fake_bedrock::FakeBedrock;
-use common::*;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use server::postgres::PrivateCluster;
@@ -51,9 +49,7 @@ async fn the_console_rides_out_a_database_restart_without_being_restarted() {
         .await
         .unwrap();
     server::database::MIGRATOR.run(&pool).await.unwrap();
-    let app = spawn_app(pool.clone()).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
+    let app = spawn_signed_in(pool.clone(), Role::Admin).await;
     app.save_model(&bedrock_form(CLAUDE)).await;
     let models_page = "/admin/gitlab_duo/self_hosted";
     assert_eq!(app.get(models_page).await.status(), StatusCode::OK);
@@ -121,10 +117,11 @@ async fn rest_of(
 
 async fn app_for_shutdown(pool: PgPool, grace: Duration) -> (TestApp, i64) {
     let fake = FakeBedrock::start().await;
-    let clients = model_clients(bedrock_client(&fake.url, true));
-    let app = spawn_app_with_grace(pool, settings(), clients, grace).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
+    let app = TestApp::builder(pool)
+        .bedrock(bedrock_client(&fake.url, true))
+        .grace(grace)
+        .spawn_signed_in(Role::Admin)
+        .await;
     let id = app.save_model(&bedrock_form("bedrock/slow-reply")).await;
     (app, id)
 }
@@ -163,10 +160,18 @@ async fn a_reply_outlasting_the_grace_period_ends_with_a_clear_message(pool: PgP
 
 #[sqlx::test(migrations = "../migrations")]
 async fn two_hundred_streaming_chats_at_once_all_finish_and_memory_stays_bounded(pool: PgPool) {
+    // It measures the process's resident memory: alone in a process, so that the tests running
+    // beside it in this binary do not count.
+    if !alone::in_own_process(
+        "faults::two_hundred_streaming_chats_at_once_all_finish_and_memory_stays_bounded",
+    )
+    .await
+    {
+        return;
+    }
     let fake = FakeBedrock::start().await;
-    let app = spawn_app_with_clients(pool, settings(), model_clients(bedrock_client(&fake.url, true))).await;
-    app.add_user("ada", Role::Admin).await;
-    app.sign_in("ada", PASSWORD).await;
+    let app =
+        TestApp::builder(pool).bedrock(bedrock_client(&fake.url, true)).spawn_signed_in(Role::Admin).await;
     let id = app.save_model(&bedrock_form(CLAUDE)).await;
 
     let mut resident = Vec::new();

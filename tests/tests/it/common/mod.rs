@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use app::audit::ssr::Actor;
 use app::auth::Role;
+pub mod alone;
 pub mod fake_bedrock;
 pub mod fake_openai;
+pub mod logs;
 
 use app::chat::api::ConnectionTest;
 use app::chat::{ChatEvent, ChatMessage, LineBuffer, Speaker};
@@ -54,13 +56,98 @@ pub fn site_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/site"))
 }
 
+/// The app with the tests' settings and no reachable Bedrock: the common case.
 pub async fn spawn_app(pool: PgPool) -> TestApp {
-    spawn_app_with(pool, settings()).await
+    TestApp::builder(pool).spawn().await
 }
 
-pub async fn spawn_app_with(pool: PgPool, settings: RouterSettings) -> TestApp {
-    // Nothing listens on port 9 (discard): a Bedrock call fails fast unless a test brings a fake.
-    spawn_app_with_clients(pool, settings, model_clients(bedrock_client("http://127.0.0.1:9", true))).await
+/// The app with a signed-in user of `role`: `ada` the admin or `audrey` the auditor (the
+/// names tests look for in pages and audit rows), both with `PASSWORD`.
+pub async fn spawn_signed_in(pool: PgPool, role: Role) -> TestApp {
+    TestApp::builder(pool).spawn_signed_in(role).await
+}
+
+/// The signed-in user's name for each role, as `spawn_signed_in` adds them.
+pub fn username(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "ada",
+        Role::Auditor => "audrey",
+    }
+}
+
+/// The app as main.rs serves it, with the tests' defaults unless a test says otherwise.
+pub struct AppBuilder {
+    pool: PgPool,
+    settings: RouterSettings,
+    bedrock: aws_sdk_bedrockruntime::Client,
+    grace: std::time::Duration,
+}
+
+impl TestApp {
+    pub fn builder(pool: PgPool) -> AppBuilder {
+        AppBuilder {
+            pool,
+            settings: settings(),
+            // Nothing listens on port 9 (discard): a Bedrock call fails fast unless a test brings a fake.
+            bedrock: bedrock_client("http://127.0.0.1:9", true),
+            grace: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+impl AppBuilder {
+    /// Router settings other than `settings()`, e.g. `RouterSettings { secure_cookies: true, ..settings() }`.
+    pub fn settings(mut self, settings: RouterSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The Bedrock client model calls go through, e.g. `bedrock_client(&fake.url, true)`.
+    pub fn bedrock(mut self, client: aws_sdk_bedrockruntime::Client) -> Self {
+        self.bedrock = client;
+        self
+    }
+
+    /// How long streaming replies may go on at shutdown.
+    pub fn grace(mut self, grace: std::time::Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let catalog = app::catalog::Catalog::load().expect("the catalog loads");
+        let clients = Arc::new(model_clients(self.bedrock));
+        let services = server::Services {
+            pool: self.pool.clone(),
+            prompts: Arc::new(app::chat::prompts::Prompts::load(&catalog).expect("the prompts load")),
+            catalog: Arc::new(catalog),
+            master_keys: Arc::new(test_master_keys()),
+            model_clients: clients.clone(),
+        };
+        let router = server::router(services, &self.settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let address = format!("http://{}", listener.local_addr().expect("a bound address"));
+        let shutdown = Arc::new(tokio::sync::Notify::new());
+        let stop = shutdown.clone();
+        let served = tokio::spawn(server::serve(
+            listener,
+            router,
+            clients,
+            async move { stop.notified().await },
+            self.grace,
+        ));
+        TestApp { address, pool: self.pool, client: new_client(), shutdown, served }
+    }
+
+    /// As `spawn`, then adds the user of `role` (see `username`) and signs in as them.
+    pub async fn spawn_signed_in(self, role: Role) -> TestApp {
+        let app = self.spawn().await;
+        let username = username(role);
+        app.add_user(username, role).await;
+        let signed_in = app.sign_in(username, PASSWORD).await;
+        assert_eq!(location(&signed_in), "/admin", "{username} signs in");
+        app
+    }
 }
 
 pub const TEST_ACCESS_KEY: &str = "AKIDTESTPLANTED0001";
@@ -92,47 +179,8 @@ pub fn bedrock_client_signing_with(endpoint: &str, secret: Option<&str>) -> aws_
     aws_sdk_bedrockruntime::Client::from_conf(config.build())
 }
 
-pub fn model_clients(bedrock: aws_sdk_bedrockruntime::Client) -> app::chat::client::ModelClients {
+fn model_clients(bedrock: aws_sdk_bedrockruntime::Client) -> app::chat::client::ModelClients {
     app::chat::client::ModelClients::new(bedrock, TEST_IDLE_LIMIT)
-}
-
-pub async fn spawn_app_with_clients(
-    pool: PgPool,
-    settings: RouterSettings,
-    clients: app::chat::client::ModelClients,
-) -> TestApp {
-    spawn_app_with_grace(pool, settings, clients, std::time::Duration::from_secs(5)).await
-}
-
-/// The app as main.rs serves it, with `grace` for streaming replies at shutdown.
-pub async fn spawn_app_with_grace(
-    pool: PgPool,
-    settings: RouterSettings,
-    clients: app::chat::client::ModelClients,
-    grace: std::time::Duration,
-) -> TestApp {
-    let catalog = app::catalog::Catalog::load().expect("the catalog loads");
-    let model_clients = Arc::new(clients);
-    let services = server::Services {
-        pool: pool.clone(),
-        prompts: Arc::new(app::chat::prompts::Prompts::load(&catalog).expect("the prompts load")),
-        catalog: Arc::new(catalog),
-        master_keys: Arc::new(test_master_keys()),
-        model_clients: model_clients.clone(),
-    };
-    let router = server::router(services, &settings);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-    let address = format!("http://{}", listener.local_addr().expect("a bound address"));
-    let shutdown = Arc::new(tokio::sync::Notify::new());
-    let stop = shutdown.clone();
-    let served = tokio::spawn(server::serve(
-        listener,
-        router,
-        model_clients,
-        async move { stop.notified().await },
-        grace,
-    ));
-    TestApp { address, pool, client: new_client(), shutdown, served }
 }
 
 /// The tests' fixed master key, so a test can open what the server sealed.
