@@ -193,49 +193,62 @@ pub async fn write(
     key: KeyChange<'_>,
 ) -> Result<i64, AppError> {
     let endpoint = model.endpoint.as_ref().map(|e| e.as_str());
-    let saved = match id {
-        None => {
-            sqlx::query_scalar!(
-                r#"INSERT INTO self_hosted_models (name, platform, model_family, endpoint, identifier)
-                   VALUES ($1, $2, $3, $4, $5) RETURNING id"#,
-                model.name.as_str(),
-                model.platform.key(),
-                model.model_family,
-                endpoint,
-                model.identifier.as_str(),
-            )
-            .fetch_one(&mut *tx)
-            .await
-        }
-        Some(id) => {
-            sqlx::query_scalar!(
-                r#"UPDATE self_hosted_models SET
-                     name = $2, platform = $3, model_family = $4, endpoint = $5, identifier = $6,
-                     updated_at = now()
-                   WHERE id = $1 RETURNING id"#,
-                id,
-                model.name.as_str(),
-                model.platform.key(),
-                model.model_family,
-                endpoint,
-                model.identifier.as_str(),
-            )
-            .fetch_one(&mut *tx)
-            .await
-        }
-    }
-    .map_err(db_error)?;
-    // The key is sealed once the row has its id, since the id is part of what it is bound to.
-    let sealed = match key {
-        KeyChange::Keep => return Ok(saved),
-        KeyChange::Clear => None,
-        KeyChange::Set(api_key, master_keys) => {
-            let origin = model.endpoint.as_ref().map(|e| e.origin()).unwrap_or_default();
-            Some(master_keys.seal(&api_key, KeyBinding { model_id: saved, origin: &origin }))
-        }
+    let origin = model.endpoint.as_ref().map(|e| e.origin()).unwrap_or_default();
+    // A key is bound to its model's id, so a new model's key is sealed once the row has one.
+    let seal = |key: &ApiKey, master_keys: &MasterKeys, model_id: i64| {
+        master_keys.seal(key, KeyBinding { model_id, origin: &origin })
     };
-    store_key(&mut *tx, saved, sealed.as_ref()).await?;
-    Ok(saved)
+    let Some(id) = id else {
+        let saved = sqlx::query_scalar!(
+            r#"INSERT INTO self_hosted_models (name, platform, model_family, endpoint, identifier)
+               VALUES ($1, $2, $3, $4, $5) RETURNING id"#,
+            model.name.as_str(),
+            model.platform.key(),
+            model.model_family,
+            endpoint,
+            model.identifier.as_str(),
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if let KeyChange::Set(key, master_keys) = key {
+            store_key(&mut *tx, saved, Some(&seal(&key, master_keys, saved))).await?;
+        }
+        return Ok(saved);
+    };
+    let keep_key = matches!(key, KeyChange::Keep);
+    let sealed = match key {
+        KeyChange::Set(key, master_keys) => Some(seal(&key, master_keys, id)),
+        KeyChange::Keep | KeyChange::Clear => None,
+    };
+    // One statement: the row's rules (no key or endpoint on a platform without them) hold
+    // for the row as a whole, key included.
+    sqlx::query_scalar!(
+        r#"UPDATE self_hosted_models SET
+             name = $2, platform = $3, model_family = $4, endpoint = $5, identifier = $6,
+             api_key_ciphertext = CASE WHEN $10 THEN api_key_ciphertext ELSE $7 END,
+             api_key_nonce = CASE WHEN $10 THEN api_key_nonce ELSE $8 END,
+             api_key_key_id = CASE WHEN $10 THEN api_key_key_id ELSE $9 END,
+             api_key_fingerprint = CASE WHEN $10 THEN api_key_fingerprint ELSE $11 END,
+             api_key_bound = CASE WHEN $10 THEN api_key_bound ELSE $12 END,
+             updated_at = now()
+           WHERE id = $1 RETURNING id"#,
+        id,
+        model.name.as_str(),
+        model.platform.key(),
+        model.model_family,
+        endpoint,
+        model.identifier.as_str(),
+        sealed.as_ref().map(|s| s.ciphertext.as_slice()),
+        sealed.as_ref().map(|s| s.nonce.as_slice()),
+        sealed.as_ref().map(|s| s.key_id.as_str()),
+        keep_key,
+        sealed.as_ref().map(|s| s.fingerprint.as_str()),
+        sealed.as_ref().is_some_and(|s| s.bound),
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_error)
 }
 
 async fn store_key(db: impl PgExecutor<'_>, id: i64, sealed: Option<&SealedKey>) -> Result<(), AppError> {

@@ -302,20 +302,8 @@ async fn an_admin_adds_edits_and_deletes_self_hosted_models(pool: PgPool) {
             b.button("Save changes").await.click().await.unwrap();
             b.text_appears("The self-hosted model was successfully saved.").await;
             b.listed_model("Mixtral renamed").await;
-            let sealed: (Vec<u8>, Vec<u8>, String, String) = sqlx::query_as(
-                "SELECT api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint
-                 FROM self_hosted_models WHERE name = 'Mixtral renamed'",
-            )
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-            let sealed = app::models::secrets::SealedKey {
-                ciphertext: sealed.0,
-                nonce: sealed.1,
-                key_id: sealed.2,
-                fingerprint: sealed.3,
-            };
-            assert_eq!(test_master_keys().open(&sealed).unwrap().expose(), "sk-browser-key");
+            let sealed = app.sealed_key("Mixtral renamed").await.expect("the key is kept");
+            assert_eq!(app.open_key("Mixtral renamed", &sealed).await, "sk-browser-key");
 
             // A model in use cannot be deleted; an unused one can.
             sqlx::query(

@@ -9,7 +9,7 @@ use crate::common::fake_openai::FakeOpenAi;
 use crate::common::*;
 use app::auth::Role;
 use app::chat::ChatEvent;
-use app::chat::client::{MALFORMED, NO_ANSWER, NO_CREDENTIALS, SIGNATURE_REJECTED, STREAM_STALLED};
+use app::chat::client::ModelFailure;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -72,7 +72,7 @@ async fn each_bedrock_failure_is_named_with_what_to_do(pool: PgPool) {
         ("bedrock/model-timeout", "The model took too long to answer"),
         ("bedrock/model-error", "The model failed while answering"),
         ("bedrock/stream-exception", "The model stream failed mid-way."),
-        ("bedrock/malformed", MALFORMED),
+        ("bedrock/malformed", &ModelFailure::Malformed.to_string()),
     ];
     for (identifier, expected) in cases {
         let result = app.test_connection(&bedrock_form(identifier)).await;
@@ -103,7 +103,7 @@ async fn a_stream_that_stalls_after_its_first_event_ends_within_the_idle_limit(p
     let events = app.chat(id, "Hello").await;
 
     assert_eq!(reply_text(&events), "Hel");
-    assert_eq!(failure(&events), STREAM_STALLED);
+    assert_eq!(failure(&events), ModelFailure::StreamStalled.to_string());
     assert!(started.elapsed() < TEST_IDLE_LIMIT + Duration::from_secs(3), "took {:?}", started.elapsed());
 }
 
@@ -114,7 +114,7 @@ async fn a_server_that_never_answers_is_given_up_on(pool: PgPool) {
 
     let result = app.test_connection(&bedrock_form("bedrock/never-answers")).await;
 
-    assert_eq!(result.message, NO_ANSWER);
+    assert_eq!(result.message, ModelFailure::NoAnswer.to_string());
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -132,7 +132,7 @@ async fn a_wrong_secret_key_is_reported_as_a_rejected_signature(pool: PgPool) {
     let result =
         app.test_connection(&bedrock_form("bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0")).await;
 
-    assert_eq!(result.message, SIGNATURE_REJECTED);
+    assert_eq!(result.message, ModelFailure::SignatureRejected.to_string());
     assert!(!result.message.contains("the-wrong-secret"));
 }
 
@@ -144,7 +144,7 @@ async fn missing_aws_credentials_are_named(pool: PgPool) {
     let result =
         app.test_connection(&bedrock_form("bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0")).await;
 
-    assert_eq!(result.message, NO_CREDENTIALS);
+    assert_eq!(result.message, ModelFailure::NoCredentials.to_string());
     assert_eq!(fake.request_count(), 0);
 }
 
@@ -190,8 +190,8 @@ async fn each_api_failure_is_named_with_what_to_do(pool: PgPool) {
         (open.endpoint.clone(), "missing", "", "The model `missing` does not exist."),
         (open.endpoint.clone(), "old-error", "", "returned code 400: max_tokens is too large"),
         (open.endpoint.clone(), "new-error", "", "returned code 500: CUDA out of memory"),
-        (open.endpoint.clone(), "malformed", "", MALFORMED),
-        (open.endpoint.clone(), "stall", "", STREAM_STALLED),
+        (open.endpoint.clone(), "malformed", "", &ModelFailure::Malformed.to_string()),
+        (open.endpoint.clone(), "stall", "", &ModelFailure::StreamStalled.to_string()),
         ("http://127.0.0.1:9/v1".to_owned(), "m", "", "Could not connect to http://127.0.0.1:9/v1"),
     ];
     for (endpoint, model, key, expected) in cases {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::common::fake_bedrock::FakeBedrock;
 use crate::common::*;
 use app::auth::Role;
-use app::chat::client::SHUTTING_DOWN;
+use app::chat::client::ModelFailure;
 use app::chat::{ChatEvent, LineBuffer};
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -150,7 +150,7 @@ async fn a_reply_outlasting_the_grace_period_ends_with_a_clear_message(pool: PgP
     app.shutdown.notify_one();
     let events = rest_of(response, lines, events).await;
 
-    assert_eq!(events.last(), Some(&ChatEvent::Failed(SHUTTING_DOWN.to_owned())), "{events:?}");
+    assert_eq!(events.last(), Some(&ChatEvent::Failed(ModelFailure::ShuttingDown.to_string())), "{events:?}");
     let served = tokio::time::timeout(Duration::from_secs(10), app.served).await;
     assert!(matches!(served, Ok(Ok(Ok(())))), "{served:?}");
     let last_test: Option<serde_json::Value> =

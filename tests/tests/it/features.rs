@@ -156,7 +156,13 @@ async fn the_page_lists_sections_in_order_ga_first_with_compatible_models_and_th
     let titles: Vec<&str> = page.sections.iter().map(|s| s.title.as_str()).collect();
     assert_eq!(
         titles,
-        ["Code Suggestions", "GitLab Duo Chat", "GitLab Duo for merge requests", "GitLab Duo Agent Platform"]
+        [
+            "Code Suggestions",
+            "GitLab Duo Chat",
+            "GitLab Duo for merge requests",
+            "GitLab Duo Agent Platform",
+            "GitLab Duo Agentic Chat"
+        ]
     );
     let chat = &page.sections[1];
     assert!(chat.more_in_beta);
@@ -180,7 +186,7 @@ async fn the_page_lists_sections_in_order_ga_first_with_compatible_models_and_th
 
     turn_beta_on(&app).await;
     let with_beta = app.features().await;
-    assert_eq!(with_beta.sections.len(), 6);
+    assert_eq!(with_beta.sections.len(), 7, "issues and the other features show with beta");
     let chat = &with_beta.sections[1];
     assert_eq!(chat.features.last().unwrap().title, "Root Cause Analysis", "beta after GA");
     assert_eq!(
@@ -404,7 +410,8 @@ async fn the_health_check_reports_a_healthy_a_failing_and_a_hanging_gateway(pool
                 .await
                 .unwrap();
             let started = std::time::Instant::now();
-            let result: Value = app.get("/api/ai_gateway_health_check").await.json().await.unwrap();
+            let response = app.client.post(app.url("/api/ai_gateway_health_check")).send().await.unwrap();
+            let result: Value = response.json().await.unwrap();
             (
                 result["healthy"].as_bool().unwrap(),
                 result["message"].as_str().unwrap().to_owned(),
@@ -423,6 +430,11 @@ async fn the_health_check_reports_a_healthy_a_failing_and_a_hanging_gateway(pool
     assert!(!healthy);
     assert!(message.contains("did not answer within 5 seconds"), "{message}");
     assert!(took < Duration::from_secs(10), "bounded by the check's timeout, took {took:?}");
+    // The check makes the console send a request: an auditor may not, nor may a link (GET).
+    assert_eq!(app.get("/api/ai_gateway_health_check").await.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let auditor = spawn_signed_in(app.pool.clone(), Role::Auditor).await;
+    let refused = auditor.client.post(auditor.url("/api/ai_gateway_health_check")).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     // A dead gateway delays no page.
     let page = app.get("/admin/gitlab_duo/configuration").await;
     assert_eq!(page.status(), StatusCode::OK);
@@ -431,8 +443,33 @@ async fn the_health_check_reports_a_healthy_a_failing_and_a_hanging_gateway(pool
 #[test]
 fn the_shipped_catalog_holds_every_feature_of_the_reference() {
     let catalog = Catalog::load().unwrap();
-    assert_eq!(catalog.features.len(), 18);
+    // GitLab 18.9's 18, and GitLab 19's three beta security features.
+    assert_eq!(catalog.features.len(), 21);
     assert_eq!(catalog.families.len(), 11);
+    let agentic = catalog.feature("duo_agent_platform_agentic_chat").unwrap();
+    assert_eq!(catalog.section(&agentic.section).unwrap().title, "GitLab Duo Agentic Chat");
+    assert!(agentic.unit_primitives.is_empty(), "an empty list of unit primitives is valid");
+    let flows = catalog.feature("duo_agent_platform").unwrap();
+    assert_eq!(flows.title, "Agents & flows");
+    assert!(flows.accepts("mistral") && flows.accepts("gemini"));
+    let names: Vec<String> = catalog.selectable_families(true).into_iter().map(|f| f.name).collect();
+    assert_eq!(
+        names,
+        [
+            "Claude",
+            "GPT",
+            "Mistral",
+            "Mistral Codestral",
+            "Mixtral",
+            "Code Llama",
+            "CodeGemma",
+            "DeepSeek Coder",
+            "Gemini",
+            "General",
+            "Llama 3"
+        ],
+        "by display name within GA, then within beta"
+    );
     let review = catalog.feature("review_merge_request").unwrap();
     assert!(!review.accepts("codestral") && review.accepts("mixtral"));
 }

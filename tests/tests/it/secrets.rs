@@ -147,7 +147,10 @@ async fn planted_secrets_appear_nowhere_but_as_ciphertext_in_their_own_column(po
         seen.0.contains("Mixtral") && seen.0.contains("Hello from the fake vLLM!"),
         "the sweep saw the pages"
     );
-    assert!(seen.0.contains(app::chat::client::SIGNATURE_REJECTED), "the wrong secret was used and refused");
+    assert!(
+        seen.0.contains(&app::chat::client::ModelFailure::SignatureRejected.to_string()),
+        "the wrong secret was used and refused"
+    );
 
     // The database, every row of every table, as text (bytea as hex).
     let tables: Vec<String> = sqlx::query_scalar(
@@ -181,5 +184,5 @@ async fn planted_secrets_appear_nowhere_but_as_ciphertext_in_their_own_column(po
     }
     // Where the key does live: sealed in its own columns, and it opens to the planted value.
     let sealed = app.sealed_key("Mixtral").await.expect("the model has a key");
-    assert_eq!(test_master_keys().open(&sealed).unwrap().expose(), api_key);
+    assert_eq!(app.open_key("Mixtral", &sealed).await, api_key);
 }

@@ -192,7 +192,8 @@ async fn the_database_holds_the_rules_itself(pool: PgPool) {
 
 #[test]
 fn each_model_constraint_maps_to_the_forms_words_at_its_field() {
-    use app::error::{AppError, constraint_violation};
+    use app::error::AppError;
+    use app::models::store::constraint_violation;
     let at =
         |constraint: &str, field: &str| constraint_violation(constraint).and_then(|e| e.message_for(field));
 

@@ -331,13 +331,13 @@ pub fn failure(events: &[ChatEvent]) -> String {
 }
 
 /// The sealed API key columns of a model, when it has a key.
-type SealedColumns = (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, Option<String>);
+type SealedColumns = (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, Option<String>, bool);
 
 impl TestApp {
     /// The API key of the model named `name`, as stored: sealed, never in the clear.
     pub async fn sealed_key(&self, name: &str) -> Option<app::models::secrets::SealedKey> {
         let row: SealedColumns = sqlx::query_as(
-            "SELECT api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint
+            "SELECT api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint, api_key_bound
              FROM self_hosted_models WHERE name = $1",
         )
         .bind(name)
@@ -345,11 +345,25 @@ impl TestApp {
         .await
         .unwrap();
         match row {
-            (Some(ciphertext), Some(nonce), Some(key_id), Some(fingerprint)) => {
-                Some(app::models::secrets::SealedKey { ciphertext, nonce, key_id, fingerprint })
+            (Some(ciphertext), Some(nonce), Some(key_id), Some(fingerprint), bound) => {
+                Some(app::models::secrets::SealedKey { ciphertext, nonce, key_id, fingerprint, bound })
             }
             _ => None,
         }
+    }
+
+    /// Opens `sealed` as the console would for the model named `name`: bound to that model
+    /// and its endpoint's origin.
+    pub async fn open_key(&self, name: &str, sealed: &app::models::secrets::SealedKey) -> String {
+        let (id, endpoint): (i64, Option<String>) =
+            sqlx::query_as("SELECT id, endpoint FROM self_hosted_models WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+        let origin = endpoint.as_deref().and_then(app::models::domain::origin_of).unwrap_or_default();
+        let binding = app::models::secrets::KeyBinding { model_id: id, origin: &origin };
+        test_master_keys().open(sealed, binding).unwrap().expose().to_owned()
     }
 }
 
