@@ -44,6 +44,7 @@ pub fn settings() -> RouterSettings {
             ..ThrottlePolicy::new(5, 20, std::time::Duration::from_secs(600))
         },
         trust_forwarded_for: false,
+        limits: server::Limits::default(),
     }
 }
 
