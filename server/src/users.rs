@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use app::audit::ssr::{Actor, NewAuditEvent, record};
 use app::auth::{CurrentUser, Role, UserId};
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString, rand_core::OsRng};
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -33,13 +33,35 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
         .map_err(|error| anyhow::anyhow!("could not hash the password: {error}"))
 }
 
-/// Checks a password against a stored hash. Runs the full argon2 computation even when the
-/// hash is unreadable, so a wrong login and a wrong password take the same time.
+/// Checks a password against a stored hash.
 pub fn verify_password(password: &str, password_hash: &str) -> bool {
-    match PasswordHash::new(password_hash) {
-        Ok(hash) => Argon2::default().verify_password(password.as_bytes(), &hash).is_ok(),
-        Err(_) => false,
-    }
+    verify_password_in(password, password_hash, &mut Vec::new())
+}
+
+/// Checks a password against a stored argon2 hash, with `area` as argon2's working memory
+/// (grown to the hash's memory cost, 19 MiB by default, and kept for the next check). Reusing
+/// it matters: a fresh 19 MiB per check, freed on whichever blocking thread ran it, left the
+/// allocator holding one such area per thread arena, hundreds of MiB after a flood of sign-ins.
+/// The comparison is constant-time (`Output`'s equality).
+pub fn verify_password_in(password: &str, password_hash: &str, area: &mut Vec<argon2::Block>) -> bool {
+    use argon2::password_hash::Output;
+    use argon2::{Algorithm, Params, Version};
+    let Ok(hash) = PasswordHash::new(password_hash) else { return false };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else { return false };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(hash.algorithm), Params::try_from(&hash)) else {
+        return false;
+    };
+    let Ok(version) = hash.version.map(Version::try_from).transpose() else { return false };
+    let mut salt_buffer = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buffer) else { return false };
+    area.resize(params.block_count(), argon2::Block::default());
+    let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    let computed = Output::init_with(expected.len(), |out| {
+        argon2
+            .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut area[..])
+            .map_err(|_| argon2::password_hash::Error::Password)
+    });
+    computed.is_ok_and(|computed| computed == expected)
 }
 
 /// Password checks (argon2id, 19 MiB and tens of milliseconds of CPU each) allowed at once, and
@@ -49,6 +71,8 @@ pub fn verify_password(password: &str, password_hash: &str) -> bool {
 pub struct PasswordChecks {
     permits: tokio::sync::Semaphore,
     queue_timeout: std::time::Duration,
+    /// argon2's working memory, one per turn, reused from check to check.
+    areas: std::sync::Mutex<Vec<Vec<argon2::Block>>>,
 }
 
 /// The server had no turn free for a password check within the queue timeout.
@@ -60,7 +84,11 @@ pub const BUSY_MESSAGE: &str =
 
 impl PasswordChecks {
     pub fn new(at_once: usize, queue_timeout: std::time::Duration) -> Self {
-        PasswordChecks { permits: tokio::sync::Semaphore::new(at_once.max(1)), queue_timeout }
+        PasswordChecks {
+            permits: tokio::sync::Semaphore::new(at_once.max(1)),
+            queue_timeout,
+            areas: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     /// Checks `password` against `hash` once a turn is free, on a blocking thread.
@@ -69,10 +97,21 @@ impl PasswordChecks {
             .await
             .map_err(|_| Busy)?
             .map_err(|_| Busy)?;
-        let ok =
-            tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
+        let areas = || self.areas.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut area = areas().pop().unwrap_or_default();
+        let checked = tokio::task::spawn_blocking(move || {
+            let ok = verify_password_in(&password, &hash, &mut area);
+            (ok, area)
+        })
+        .await;
         drop(permit);
-        Ok(ok)
+        match checked {
+            Ok((ok, area)) => {
+                areas().push(area);
+                Ok(ok)
+            }
+            Err(_) => Ok(false),
+        }
     }
 }
 
@@ -397,4 +436,24 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<CurrentUser>, sqlx::Err
         .into_iter()
         .map(|row| user_from_row(row.id, row.username, row.email, &row.role))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_working_area_serves_check_after_check() {
+        let hash = hash_password("correct horse").unwrap();
+        let mut area = Vec::new();
+
+        assert!(verify_password_in("correct horse", &hash, &mut area));
+        let grown_to = area.len();
+        assert!(!verify_password_in("wrong horse", &hash, &mut area));
+        assert!(verify_password_in("correct horse", &hash, &mut area));
+
+        assert_eq!(grown_to, argon2::Params::DEFAULT_M_COST as usize, "19 MiB of 1 KiB blocks");
+        assert_eq!(area.len(), grown_to, "reused, not grown");
+        assert!(!verify_password_in("correct horse", "not a hash", &mut area));
+    }
 }

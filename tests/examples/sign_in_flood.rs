@@ -140,6 +140,12 @@ async fn main() {
     );
     println!("throttle rows (sign_in_attempts): {throttle_rows}");
     let peak = rss_samples.iter().copied().fold(rss_before, f64::max);
+    let spread: Vec<String> = rss_samples
+        .iter()
+        .step_by(rss_samples.len().div_ceil(6).max(1))
+        .map(|mib| format!("{mib:.0}"))
+        .collect();
+    println!("resident memory through the flood (MiB, evenly spaced): {}", spread.join(", "));
     println!(
         "resident memory: {rss_before:.0} MiB before, {:.0} MiB after, peak sampled {peak:.0} MiB (peak ever {:.0} MiB)",
         rss_mib(),
