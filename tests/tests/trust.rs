@@ -289,7 +289,11 @@ async fn connections_beyond_the_cap_wait_until_one_closes(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_slow_request_gets_503_after_the_request_timeout_and_a_streaming_reply_is_not_cut(pool: PgPool) {
     let fake = FakeBedrock::start().await;
-    let settings = with_limits(|limits| limits.request_timeout = Duration::from_secs(1));
+    // Both limits shorter than the slow reply, which must still stream to its end.
+    let settings = with_limits(|limits| {
+        limits.request_timeout = Duration::from_secs(1);
+        limits.header_read_timeout = Duration::from_secs(1);
+    });
     let app = spawn_limited(pool, settings, model_clients(bedrock_client(&fake.url, true))).await;
     app.add_user("ada", Role::Admin).await;
     app.sign_in("ada", PASSWORD).await;
@@ -311,7 +315,7 @@ async fn a_slow_request_gets_503_after_the_request_timeout_and_a_streaming_reply
     assert!(page.text().await.unwrap().contains(server::TIMEOUT_MESSAGE));
     assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(api.text().await.unwrap().contains(server::TIMEOUT_MESSAGE));
-    // The slow reply streams for about a second and a half: longer than the request timeout.
+    // The slow reply streams for about a second and a half: longer than either timeout.
     let events = app.chat(id, "Hello").await;
     assert_eq!(reply_text(&events), "Hello! How can I help you today?");
 }
