@@ -233,6 +233,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 #[derive(Debug)]
 pub struct SignInGate {
     pub throttle: SignInThrottle,
+    /// Sign-ins handled at once (`SIGN_INS_AT_ONCE`); the rest queue for a turn, as long as
+    /// a password check would.
+    pub in_flight: tokio::sync::Semaphore,
     pub password_checks: PasswordChecks,
     /// Mark the known-device cookie `Secure`, as the session cookie.
     pub secure_cookies: bool,
@@ -257,6 +260,13 @@ pub async fn sign_in(
     };
     let unavailable = |error: sqlx::Error| error_response(SIGN_IN_PATH, error.into());
     let actor = Actor { id: None, name: login.clone(), ip_address: ip.clone() };
+    // Each sign-in holds a database connection for a few queries, some waiting on another's
+    // advisory lock: without a bound, a flood would take the whole pool from signed-in users.
+    let Ok(Ok(_turn)) =
+        tokio::time::timeout(gate.password_checks.queue_timeout(), gate.in_flight.acquire()).await
+    else {
+        return Ok(busy());
+    };
 
     let stored = users::find_by_login(&state.pool, &login).await.map_err(unavailable)?;
     // A browser that signed in as this very user before counts on its own (see devices.rs).
@@ -295,9 +305,7 @@ pub async fn sign_in(
         Ok(ok) => ok,
         Err(users::Busy) => {
             gate.throttle.withdraw(attempt).await.map_err(unavailable)?;
-            let mut busy = error_page(StatusCode::SERVICE_UNAVAILABLE, users::BUSY_MESSAGE);
-            busy.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return Ok(busy);
+            return Ok(busy());
         }
     };
 
@@ -345,6 +353,17 @@ pub async fn sign_in(
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)
+}
+
+/// Sign-ins at once: the pool has 10 connections (`database.rs`), so a flood of sign-ins
+/// leaves at least 6 to signed-in users.
+pub const SIGN_INS_AT_ONCE: usize = 4;
+
+/// The answer to a sign-in that found no turn in time.
+fn busy() -> Response {
+    let mut busy = error_page(StatusCode::SERVICE_UNAVAILABLE, users::BUSY_MESSAGE);
+    busy.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    busy
 }
 
 /// Audits a refused sign-in. A flood of them adds to one row per login and client per lock

@@ -156,6 +156,7 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
     };
     let sign_in_gate = auth::SignInGate {
         throttle: SignInThrottle::new(settings.sign_in_throttle.clone(), pool),
+        in_flight: tokio::sync::Semaphore::new(auth::SIGN_INS_AT_ONCE),
         password_checks: users::PasswordChecks::new(
             settings.limits.password_checks,
             settings.limits.password_queue_timeout,

@@ -91,6 +91,11 @@ impl PasswordChecks {
         }
     }
 
+    /// How long a sign-in waits for a turn before it is refused as busy.
+    pub fn queue_timeout(&self) -> std::time::Duration {
+        self.queue_timeout
+    }
+
     /// Checks `password` against `hash` once a turn is free, on a blocking thread.
     pub async fn verify(&self, password: String, hash: String) -> Result<bool, Busy> {
         let permit = tokio::time::timeout(self.queue_timeout, self.permits.acquire())
