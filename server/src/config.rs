@@ -91,7 +91,8 @@ pub struct Config {
     #[arg(long, env = "SIGN_IN_PASSWORD_CHECKS", global = true)]
     pub sign_in_password_checks: Option<usize>,
 
-    /// Seconds a sign-in waits for a password check's turn before it is refused as busy (503).
+    /// Seconds a sign-in waits for its turn (4 sign-ins are handled at once, and
+    /// SIGN_IN_PASSWORD_CHECKS password checks) before it is refused as busy (503).
     #[arg(long, env = "SIGN_IN_QUEUE_SECONDS", default_value_t = 10, global = true)]
     pub sign_in_queue_seconds: u64,
 
