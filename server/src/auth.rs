@@ -262,7 +262,7 @@ pub async fn sign_in(
     let actor = Actor { id: None, name: login.clone(), ip_address: ip.clone() };
     // Each sign-in holds a database connection for a few queries, some waiting on another's
     // advisory lock: without a bound, a flood would take the whole pool from signed-in users.
-    let Ok(Ok(_turn)) =
+    let Ok(Ok(turn)) =
         tokio::time::timeout(gate.password_checks.queue_timeout(), gate.in_flight.acquire()).await
     else {
         return Ok(busy());
@@ -296,6 +296,9 @@ pub async fn sign_in(
             return Ok(back_to_form("locked"));
         }
     };
+    // The turn bounded the queries of a refusal; an attempt let through is bounded by the
+    // throttle, and must not keep a turn from others while it is held back.
+    drop(turn);
     tokio::time::sleep(attempt.delay).await;
 
     // Always one full argon2 check, so an unknown login answers as slowly as a wrong password.
