@@ -36,7 +36,7 @@ struct SignedIn {
 const SESSION_KEY: &str = "signed_in";
 /// When the session was last saved for its idle expiry: it is saved again at most this often,
 /// not on every request.
-const SEEN_KEY: &str = "seen_at";
+pub const SEEN_KEY: &str = "seen_at";
 const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 pub const SIGN_IN_PATH: &str = "/users/sign_in";
 pub const SIGN_OUT_PATH: &str = "/users/sign_out";

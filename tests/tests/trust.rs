@@ -335,7 +335,7 @@ async fn session_row(pool: &PgPool) -> (Vec<u8>, chrono::DateTime<chrono::Utc>) 
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn a_session_is_not_saved_again_by_requests_that_change_nothing(pool: PgPool) {
+async fn a_session_is_saved_only_when_it_changes_or_once_a_minute(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.add_user("ada", Role::Admin).await;
     app.sign_in("ada", PASSWORD).await;
@@ -347,6 +347,27 @@ async fn a_session_is_not_saved_again_by_requests_that_change_nothing(pool: PgPo
     }
 
     assert_eq!(session_row(&app.pool).await, before, "touched at most once a minute, not per request");
+
+    // As if the last save were two minutes ago: the next request saves, moving the idle expiry.
+    use tower_sessions::SessionStore;
+    let store = server::sessions::SessionRows::new(app.pool.clone());
+    let id: String =
+        sqlx::query_scalar("SELECT id FROM tower_sessions.session").fetch_one(&app.pool).await.unwrap();
+    let mut record = store.load(&id.parse().unwrap()).await.unwrap().unwrap();
+    let two_minutes_ago = chrono::Utc::now() - chrono::TimeDelta::minutes(2);
+    record.data.insert(server::auth::SEEN_KEY.to_owned(), serde_json::json!(two_minutes_ago));
+    record.expiry_date -= tower_sessions::cookie::time::Duration::minutes(2);
+    store.save(&record).await.unwrap();
+    let aged = session_row(&app.pool).await;
+
+    assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
+    let touched = session_row(&app.pool).await;
+    assert!(
+        touched.1 > aged.1 + chrono::TimeDelta::seconds(100),
+        "the idle expiry moved: {:?} -> {:?}",
+        aged.1,
+        touched.1
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
