@@ -77,8 +77,9 @@ pub struct Config {
     #[arg(long, env = "SIGN_IN_MAX_FAILURES", default_value_t = 5, global = true)]
     pub sign_in_max_failures: usize,
 
-    /// Failed sign-ins from one client address, within SIGN_IN_LOCK_MINUTES, before that address
-    /// is refused for a while. Behind a reverse proxy, see TRUST_FORWARDED_FOR.
+    /// Failed sign-ins from one client (an IPv4 address, or an IPv6 /64), within
+    /// SIGN_IN_LOCK_MINUTES, before that client is refused for a while. Behind a reverse proxy,
+    /// see TRUST_FORWARDED_FOR.
     #[arg(long, env = "SIGN_IN_MAX_FAILURES_PER_CLIENT", default_value_t = 20, global = true)]
     pub sign_in_max_failures_per_client: usize,
 
