@@ -14,7 +14,7 @@ use app::error::AppError;
 use app::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form, Json};
@@ -22,8 +22,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use crate::throttle::SignInThrottle;
-use crate::users;
+use crate::throttle::{Locked, SignInThrottle};
+use crate::users::{self, PasswordChecks};
+use crate::{devices, throttle};
 
 /// What the session remembers about who signed in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,9 +34,15 @@ struct SignedIn {
 }
 
 const SESSION_KEY: &str = "signed_in";
+/// When the session was last saved for its idle expiry: it is saved again at most this often,
+/// not on every request.
+pub const SEEN_KEY: &str = "seen_at";
+const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 pub const SIGN_IN_PATH: &str = "/users/sign_in";
 pub const SIGN_OUT_PATH: &str = "/users/sign_out";
 pub const DEFAULT_LANDING: &str = "/admin";
+/// An admin ends all of a user's sessions (as `duo-admin users end-sessions` does).
+pub const END_SESSIONS_PATH: &str = "/admin/users/{login}/end_sessions";
 
 /// Paths anyone may reach: the sign-in page and form, the browser bundle and icons, and the
 /// health probes. Everything else needs a signed-in user.
@@ -51,8 +58,16 @@ fn is_api(path: &str) -> bool {
     path.starts_with("/api/")
 }
 
+/// What the guard needs: the app's state and the longest a session may last.
+#[derive(Clone)]
+pub struct Guard {
+    pub state: AppState,
+    /// From sign-in, however active the session (`SESSION_MAX_HOURS`).
+    pub session_max_age: chrono::TimeDelta,
+}
+
 pub async fn require_sign_in(
-    State(state): State<AppState>,
+    State(Guard { state, session_max_age }): State<Guard>,
     session: Session,
     mut request: Request,
     next: Next,
@@ -61,7 +76,7 @@ pub async fn require_sign_in(
     if is_public(&path) && path != SIGN_IN_PATH {
         return next.run(request).await;
     }
-    let user = match signed_in_user(&state, &session).await {
+    let user = match signed_in_user(&state, &session, session_max_age).await {
         Ok(user) => user,
         Err(error) => return error_response(&path, error),
     };
@@ -77,7 +92,11 @@ pub async fn require_sign_in(
                 return error_response(&path, AppError::Forbidden);
             }
             request.extensions_mut().insert(user);
-            next.run(request).await
+            let mut response = next.run(request).await;
+            // What a signed-in user sees stays out of shared and browser caches (the back button
+            // after sign-out, a proxy, the next person at a shared computer).
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
         }
         None if is_api(&path) || request.method() != Method::GET => {
             error_response(&path, AppError::Unauthorized)
@@ -90,16 +109,32 @@ pub async fn require_sign_in(
     }
 }
 
-async fn signed_in_user(state: &AppState, session: &Session) -> Result<Option<CurrentUser>, AppError> {
-    let signed_in = session.get::<SignedIn>(SESSION_KEY).await.map_err(|error| {
+async fn signed_in_user(
+    state: &AppState,
+    session: &Session,
+    max_age: chrono::TimeDelta,
+) -> Result<Option<CurrentUser>, AppError> {
+    let unavailable = |error: tower_sessions::session::Error| {
         tracing::error!(error = %error, "could not load the session");
         AppError::Unavailable
-    })?;
+    };
+    let signed_in = session.get::<SignedIn>(SESSION_KEY).await.map_err(unavailable)?;
     let Some(signed_in) = signed_in else { return Ok(None) };
-    let user = users::find_for_session(&state.pool, signed_in.user_id, signed_in.at).await?;
+    let now = Utc::now();
+    let user = if now - signed_in.at > max_age {
+        None
+    } else {
+        users::find_for_session(&state.pool, signed_in.user_id, signed_in.at).await?
+    };
     if user.is_none() {
-        // The user was deleted or their sessions were ended: forget this one too.
+        // Too old, the user was deleted, or their sessions were ended: forget this one too.
         let _ = session.flush().await;
+        return Ok(None);
+    }
+    // The idle expiry counts from the last save: save at most once a minute, not per request.
+    let seen = session.get::<DateTime<Utc>>(SEEN_KEY).await.map_err(unavailable)?;
+    if seen.is_none_or(|seen| now - seen >= TOUCH_EVERY) {
+        session.insert(SEEN_KEY, now).await.map_err(unavailable)?;
     }
     Ok(user)
 }
@@ -133,18 +168,21 @@ pub async fn same_site_only(request: Request, next: Next) -> Response {
 /// An error as the client expects it: JSON for server functions, a short page otherwise.
 fn error_response(path: &str, error: AppError) -> Response {
     let status = error.status();
-    if is_api(path) {
-        (status, Json(error)).into_response()
-    } else {
-        let body = format!(
-            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status}</title>\
-             <link rel=\"stylesheet\" href=\"/pkg/{name}.css\"></head><body><main class=\"not-found\">\
-             <h1>{code}</h1><p>{error}</p><a class=\"btn\" href=\"/admin\">Go to the Admin area</a></main></body></html>",
-            code = status.as_u16(),
-            name = app::OUTPUT_NAME,
-        );
-        (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
-    }
+    if is_api(path) { (status, Json(error)).into_response() } else { error_page(status, &error.to_string()) }
+}
+
+/// A short page saying what went wrong, in the console's style.
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    // Every message here is the console's own text, but escaped all the same.
+    let error = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status}</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/{name}.css\"></head><body><main class=\"not-found\">\
+         <h1>{code}</h1><p>{error}</p><a class=\"btn\" href=\"/admin\">Go to the Admin area</a></main></body></html>",
+        code = status.as_u16(),
+        name = app::OUTPUT_NAME,
+    );
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -191,11 +229,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+/// What the sign-in form needs besides the app's state.
+#[derive(Debug)]
+pub struct SignInGate {
+    pub throttle: SignInThrottle,
+    /// Sign-ins handled at once (`SIGN_INS_AT_ONCE`); the rest queue for a turn, as long as
+    /// a password check would.
+    pub in_flight: tokio::sync::Semaphore,
+    pub password_checks: PasswordChecks,
+    /// Mark the known-device cookie `Secure`, as the session cookie.
+    pub secure_cookies: bool,
+}
+
 pub async fn sign_in(
     State(state): State<AppState>,
-    Extension(throttle): Extension<Arc<SignInThrottle>>,
+    Extension(gate): Extension<Arc<SignInGate>>,
     session: Session,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, Response> {
     let login = form.login.trim().chars().take(255).collect::<String>();
@@ -207,42 +258,59 @@ pub async fn sign_in(
         }
         Redirect::to(&target).into_response()
     };
+    let unavailable = |error: sqlx::Error| error_response(SIGN_IN_PATH, error.into());
     let actor = Actor { id: None, name: login.clone(), ip_address: ip.clone() };
+    // Each sign-in holds a database connection for a few queries, some waiting on another's
+    // advisory lock: without a bound, a flood would take the whole pool from signed-in users.
+    let Ok(Ok(turn)) =
+        tokio::time::timeout(gate.password_checks.queue_timeout(), gate.in_flight.acquire()).await
+    else {
+        return Ok(busy());
+    };
+
+    let stored = users::find_by_login(&state.pool, &login).await.map_err(unavailable)?;
+    // A browser that signed in as this very user before counts on its own (see devices.rs).
+    let device = devices::token_from(&headers);
+    let known_device = match (&device, &stored) {
+        (Some(token), Some(stored)) => {
+            let owner = devices::user_of(&state.pool, token).await.map_err(unavailable)?;
+            (owner == Some(stored.user.id.0)).then(|| devices::throttle_key(token))
+        }
+        _ => None,
+    };
 
     // Refused before the password is looked at, and the same for a login that does not exist.
-    let attempt = match throttle.begin(&login, ip.as_deref()) {
+    let begun = gate.throttle.begin(&login, ip.as_deref(), known_device.as_deref()).await;
+    let attempt = match begun.map_err(unavailable)? {
         Ok(attempt) => attempt,
         Err(locked) => {
-            let minutes = locked.retry_after.as_secs().div_ceil(60).max(1);
-            tracing::warn!(login = %login, client = ip.as_deref().unwrap_or("unknown"), "sign-in refused: too many failed attempts");
-            let event = NewAuditEvent {
-                action: "user_sign_in_locked",
-                target_type: "User",
-                target_id: None,
-                target_name: Some(&login),
-                message: format!(
-                    "Sign-in refused after too many failed attempts; allowed again in {minutes} min"
-                ),
-                before: None,
-                after: None,
-            };
-            record(&state.pool, &actor, event)
+            let window = gate.throttle.policy().window;
+            let first = record_refusal(&state.pool, &actor, &login, ip.as_deref(), locked, window)
                 .await
-                .map_err(|error| error_response(SIGN_IN_PATH, error.into()))?;
+                .map_err(unavailable)?;
+            // One line per login and client per window, like the audit row: a flood cannot
+            // flood the log either. `?` escapes CR and LF, so a typed login cannot forge lines.
+            if first {
+                tracing::warn!(login = ?login, client = ?ip.as_deref().unwrap_or("unknown"), "sign-in refused: too many failed attempts");
+            }
             return Ok(back_to_form("locked"));
         }
     };
+    // The turn bounded the queries of a refusal; an attempt let through is bounded by the
+    // throttle, and must not keep a turn from others while it is held back.
+    drop(turn);
     tokio::time::sleep(attempt.delay).await;
 
-    let stored = users::find_by_login(&state.pool, &login)
-        .await
-        .map_err(|error| error_response(SIGN_IN_PATH, error.into()))?;
     // Always one full argon2 check, so an unknown login answers as slowly as a wrong password.
     let hash =
         stored.as_ref().map(|s| s.password_hash.clone()).unwrap_or_else(|| users::decoy_hash().to_owned());
-    let password = form.password;
-    let password_ok =
-        tokio::task::spawn_blocking(move || users::verify_password(&password, &hash)).await.unwrap_or(false);
+    let password_ok = match gate.password_checks.verify(form.password, hash).await {
+        Ok(ok) => ok,
+        Err(users::Busy) => {
+            gate.throttle.withdraw(attempt).await.map_err(unavailable)?;
+            return Ok(busy());
+        }
+    };
 
     let Some(user) = stored.filter(|_| password_ok).map(|stored| stored.user) else {
         let event = NewAuditEvent {
@@ -254,23 +322,24 @@ pub async fn sign_in(
             before: None,
             after: None,
         };
-        record(&state.pool, &actor, event)
-            .await
-            .map_err(|error| error_response(SIGN_IN_PATH, error.into()))?;
+        record(&state.pool, &actor, event).await.map_err(unavailable)?;
         return Ok(back_to_form("invalid"));
     };
-    throttle.succeeded(attempt);
+    gate.throttle.succeeded(attempt).await.map_err(unavailable)?;
 
     // A fresh session id at sign-in, so an id planted before sign-in is worth nothing after it.
     let signed_in = SignedIn { user_id: user.id.0, at: Utc::now() };
     let saved = async {
         session.cycle_id().await?;
-        session.insert(SESSION_KEY, &signed_in).await
+        session.insert(SESSION_KEY, &signed_in).await?;
+        session.insert(SEEN_KEY, signed_in.at).await
     };
     saved.await.map_err(|error| {
         tracing::error!(error = %error, "could not store the session");
         error_response(SIGN_IN_PATH, AppError::Unavailable)
     })?;
+    let new_device =
+        devices::remember(&state.pool, user.id.0, device.as_deref()).await.map_err(unavailable)?;
     let actor = Actor { id: Some(user.id.0), name: user.username.clone(), ip_address: ip.clone() };
     let event = NewAuditEvent {
         action: "user_signed_in",
@@ -281,8 +350,86 @@ pub async fn sign_in(
         before: None,
         after: None,
     };
-    record(&state.pool, &actor, event).await.map_err(|error| error_response(SIGN_IN_PATH, error.into()))?;
-    Ok(Redirect::to(redirect_to.unwrap_or(DEFAULT_LANDING)).into_response())
+    record(&state.pool, &actor, event).await.map_err(unavailable)?;
+    let mut response = Redirect::to(redirect_to.unwrap_or(DEFAULT_LANDING)).into_response();
+    if let Some(cookie) = new_device.and_then(|token| devices::cookie(&token, gate.secure_cookies)) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// Sign-ins at once: the pool has 10 connections (`database.rs`), so a flood of sign-ins
+/// leaves at least 6 to signed-in users.
+pub const SIGN_INS_AT_ONCE: usize = 4;
+
+/// The answer to a sign-in that found no turn in time.
+fn busy() -> Response {
+    let mut busy = error_page(StatusCode::SERVICE_UNAVAILABLE, users::BUSY_MESSAGE);
+    busy.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    busy
+}
+
+/// Audits a refused sign-in. A flood of them adds to one row per login and client per lock
+/// window (its `after.count`); while a whole client is refused, to one row per client. Returns
+/// whether this refusal started a new row. The advisory lock keeps two replicas from both
+/// starting one.
+async fn record_refusal(
+    pool: &sqlx::PgPool,
+    actor: &Actor,
+    login: &str,
+    ip: Option<&str>,
+    locked: Locked,
+    window: std::time::Duration,
+) -> Result<bool, sqlx::Error> {
+    let login = login.to_lowercase();
+    let client = ip.map(throttle::client_key);
+    let mut tx = pool.begin().await?;
+    let lock_key = format!(
+        "refusal:{}:{}",
+        client.as_deref().unwrap_or(""),
+        if locked.by_client { "" } else { login.as_str() }
+    );
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", lock_key).execute(&mut *tx).await?;
+    let counted = sqlx::query_scalar!(
+        r#"UPDATE audit_events
+           SET after = jsonb_set(after, '{count}', to_jsonb((after->>'count')::bigint + 1))
+           WHERE id = (SELECT id FROM audit_events
+                       WHERE action = 'user_sign_in_locked'
+                         AND created_at > now() - make_interval(secs => $1)
+                         AND after->>'client' IS NOT DISTINCT FROM $2
+                         AND ($3 OR after->>'login' = $4)
+                       ORDER BY created_at DESC, id DESC LIMIT 1)
+           RETURNING id"#,
+        window.as_secs_f64(),
+        client,
+        locked.by_client,
+        login
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if counted.is_none() {
+        let minutes = locked.retry_after.as_secs().div_ceil(60).max(1);
+        let what = if locked.by_client { "from this client" } else { "for this login" };
+        let event = NewAuditEvent {
+            action: "user_sign_in_locked",
+            target_type: "User",
+            target_id: None,
+            target_name: Some(&login),
+            message: format!(
+                "Sign-in refused after too many failed attempts {what}; allowed again in {minutes} min"
+            ),
+            before: None,
+            after: Some(serde_json::json!({
+                "login": login,
+                "client": client,
+                "locked": if locked.by_client { "client" } else { "login" },
+                "count": 1,
+            })),
+        };
+        record(&mut *tx, actor, event).await?;
+    }
+    tx.commit().await?;
+    Ok(counted.is_none())
 }
 
 pub async fn sign_out(
@@ -314,9 +461,36 @@ pub async fn sign_out(
     Redirect::to(&format!("{SIGN_IN_PATH}?signed_out=1")).into_response()
 }
 
-/// Only a path on this site may be a target after sign-in: never another host.
+/// Ends every session of the user named in the path, on every replica, and forgets their known
+/// devices; then shows the audit log, where the event is the newest. Admins only: the guard
+/// refuses every other non-GET, and this checks again.
+pub async fn end_user_sessions(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    axum::extract::Path(login): axum::extract::Path<String>,
+    user: Option<Extension<CurrentUser>>,
+) -> Response {
+    let Some(Extension(admin)) = user.filter(|Extension(user)| user.is_admin()) else {
+        return error_response("/admin", AppError::Forbidden);
+    };
+    let actor = Actor { id: Some(admin.id.0), name: admin.username.clone(), ip_address: ip };
+    match users::end_sessions(&state.pool, &login, &actor).await {
+        Ok(_) => Redirect::to("/admin/audit_events").into_response(),
+        Err(error) => match error.downcast::<sqlx::Error>() {
+            Ok(error) => error_response("/admin", error.into()),
+            Err(_) => error_response("/admin", AppError::NotFound),
+        },
+    }
+}
+
+/// Only a path on this site may be a target after sign-in: never another host. Control
+/// characters are refused outright: browsers drop TAB, CR and LF from a URL, so `/<TAB>/evil`
+/// would pass as a path here and be followed as `//evil`, another host.
 fn safe_redirect(target: &str) -> Option<&str> {
-    let is_local = target.starts_with('/') && !target.starts_with("//") && !target.contains('\\');
+    let is_local = target.starts_with('/')
+        && !target.starts_with("//")
+        && !target.contains('\\')
+        && !target.chars().any(char::is_control);
     (is_local && !target.starts_with(SIGN_IN_PATH)).then_some(target)
 }
 

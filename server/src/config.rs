@@ -48,6 +48,10 @@ pub struct Config {
     #[arg(long, env = "SESSION_IDLE_MINUTES", default_value_t = 120, global = true)]
     pub session_idle_minutes: i64,
 
+    /// Hours a session lasts from sign-in at most, however active it is.
+    #[arg(long, env = "SESSION_MAX_HOURS", default_value_t = 12, global = true)]
+    pub session_max_hours: u64,
+
     /// E-mail of the first admin (username "root"), created at the first start when no admin exists.
     #[arg(long, env = "ADMIN_EMAIL", default_value = "admin@example.com", global = true)]
     pub admin_email: String,
@@ -73,14 +77,40 @@ pub struct Config {
     #[arg(long, env = "SIGN_IN_MAX_FAILURES", default_value_t = 5, global = true)]
     pub sign_in_max_failures: usize,
 
-    /// Failed sign-ins from one client address, within SIGN_IN_LOCK_MINUTES, before that address
-    /// is refused for a while. Behind a reverse proxy, see TRUST_FORWARDED_FOR.
+    /// Failed sign-ins from one client (an IPv4 address, or an IPv6 /64), within
+    /// SIGN_IN_LOCK_MINUTES, before that client is refused for a while. Behind a reverse proxy,
+    /// see TRUST_FORWARDED_FOR.
     #[arg(long, env = "SIGN_IN_MAX_FAILURES_PER_CLIENT", default_value_t = 20, global = true)]
     pub sign_in_max_failures_per_client: usize,
 
     /// Minutes a failed sign-in counts against its login and client; a refusal lasts at most this long.
     #[arg(long, env = "SIGN_IN_LOCK_MINUTES", default_value_t = 10, global = true)]
     pub sign_in_lock_minutes: u64,
+
+    /// Password checks (argon2, 19 MiB each) run at once; more sign-ins wait for a turn.
+    /// Default: the number of cores.
+    #[arg(long, env = "SIGN_IN_PASSWORD_CHECKS", global = true)]
+    pub sign_in_password_checks: Option<usize>,
+
+    /// Seconds a sign-in waits for its turn (4 sign-ins are handled at once, and
+    /// SIGN_IN_PASSWORD_CHECKS password checks) before it is refused as busy (503).
+    #[arg(long, env = "SIGN_IN_QUEUE_SECONDS", default_value_t = 10, global = true)]
+    pub sign_in_queue_seconds: u64,
+
+    /// Seconds a request may take before its answer starts; after that it gets 503. Model
+    /// tests and chats are bounded by the AI Gateway request timeout instead, and a streaming
+    /// reply is never cut by this.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 30, global = true)]
+    pub request_timeout_seconds: u64,
+
+    /// Seconds a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, global = true)]
+    pub header_read_timeout_seconds: u64,
+
+    /// Connections served at once; further ones wait until one closes.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, global = true)]
+    pub max_connections: usize,
 
     /// The console sits behind one reverse proxy that appends the client's address to
     /// X-Forwarded-For: take the client's address (for audit events and sign-in throttling)
@@ -142,6 +172,11 @@ pub enum UsersCommand {
     },
     /// List users and their roles.
     List,
+    /// End every session of a user at once (on every replica), and forget their known devices.
+    EndSessions {
+        /// Username or e-mail.
+        login: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

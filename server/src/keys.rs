@@ -36,9 +36,10 @@ pub fn load(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<MasterK
 
 fn read_or_create_key_file(path: &Path) -> anyhow::Result<String> {
     if path.exists() {
-        return std::fs::read_to_string(path)
+        // Checked for owner and mode 0600: a key others could read may have leaked.
+        return crate::users::read_private_file(path)
             .map(|text| text.trim().to_owned())
-            .with_context(|| format!("could not read the key file {}", path.display()));
+            .with_context(|| format!("refusing the key file {}", path.display()));
     }
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);

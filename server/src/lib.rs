@@ -4,14 +4,17 @@
 pub mod auth;
 pub mod config;
 pub mod database;
+pub mod devices;
 pub mod health;
 pub mod keys;
 pub mod postgres;
+pub mod sessions;
 pub mod throttle;
 pub mod users;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
 use app::catalog::Catalog;
 use app::chat::client::ModelClients;
@@ -34,7 +37,6 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::cookie::time::Duration;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::PostgresStore;
 
 pub use config::Config;
 use throttle::{SignInThrottle, ThrottlePolicy};
@@ -52,6 +54,39 @@ pub struct RouterSettings {
     pub session_idle_minutes: i64,
     pub sign_in_throttle: ThrottlePolicy,
     pub trust_forwarded_for: bool,
+    pub limits: Limits,
+}
+
+/// Bounds on what one client, or a flood of them, can make the server do.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Password checks (argon2) at once; more wait for a turn.
+    pub password_checks: usize,
+    /// How long a sign-in waits for a turn before it is refused as busy.
+    pub password_queue_timeout: StdDuration,
+    /// Longest a request may take before its answer starts (model calls excepted, see
+    /// `BOUNDED_ELSEWHERE`).
+    pub request_timeout: StdDuration,
+    /// Longest a client may take to send a request's headers, and longest an idle connection
+    /// stays open.
+    pub header_read_timeout: StdDuration,
+    /// Connections served at once; more wait until one closes.
+    pub max_connections: usize,
+    /// Longest a session lasts from sign-in, however active.
+    pub session_max_age: StdDuration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            password_checks: users::cores(),
+            password_queue_timeout: StdDuration::from_secs(10),
+            request_timeout: StdDuration::from_secs(30),
+            header_read_timeout: StdDuration::from_secs(10),
+            max_connections: 1024,
+            session_max_age: StdDuration::from_secs(12 * 3600),
+        }
+    }
 }
 
 impl From<&Config> for RouterSettings {
@@ -67,6 +102,14 @@ impl From<&Config> for RouterSettings {
                 std::time::Duration::from_secs(config.sign_in_lock_minutes.max(1) * 60),
             ),
             trust_forwarded_for: config.trust_forwarded_for,
+            limits: Limits {
+                password_checks: config.sign_in_password_checks.unwrap_or_else(users::cores),
+                password_queue_timeout: StdDuration::from_secs(config.sign_in_queue_seconds),
+                request_timeout: StdDuration::from_secs(config.request_timeout_seconds.max(1)),
+                header_read_timeout: StdDuration::from_secs(config.header_read_timeout_seconds.max(1)),
+                max_connections: config.max_connections.max(1),
+                session_max_age: StdDuration::from_secs(config.session_max_hours.max(1) * 3600),
+            },
         }
     }
 }
@@ -98,14 +141,28 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         .build();
     let state = AppState { leptos_options, pool: pool.clone(), catalog, master_keys, model_clients, prompts };
 
-    let sessions = SessionManagerLayer::new(PostgresStore::new(pool))
+    // Saved only when changed: the guard changes it at most once a minute to move the idle
+    // expiry, and a session deleted meanwhile is never written back (`sessions.rs`).
+    let sessions = SessionManagerLayer::new(sessions::SessionRows::new(pool.clone()))
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(settings.secure_cookies)
-        // Saving on every request is what makes the expiry count from the last activity.
-        .with_always_save(true)
         .with_expiry(Expiry::OnInactivity(Duration::minutes(settings.session_idle_minutes)));
+    let guard = auth::Guard {
+        state: state.clone(),
+        session_max_age: chrono::TimeDelta::from_std(settings.limits.session_max_age)
+            .unwrap_or(chrono::TimeDelta::hours(12)),
+    };
+    let sign_in_gate = auth::SignInGate {
+        throttle: SignInThrottle::new(settings.sign_in_throttle.clone(), pool),
+        in_flight: tokio::sync::Semaphore::new(auth::SIGN_INS_AT_ONCE),
+        password_checks: users::PasswordChecks::new(
+            settings.limits.password_checks,
+            settings.limits.password_queue_timeout,
+        ),
+        secure_cookies: settings.secure_cookies,
+    };
 
     let context = {
         let state = state.clone();
@@ -140,15 +197,16 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         .route("/", get(|| async { Redirect::to(auth::DEFAULT_LANDING) }))
         .route(auth::SIGN_IN_PATH, post(auth::sign_in))
         .route(auth::SIGN_OUT_PATH, post(auth::sign_out))
+        .route(auth::END_SESSIONS_PATH, post(auth::end_user_sessions))
         // A layer covers only the routes above it: the throttle is for the sign-in form.
-        .layer(Extension(Arc::new(SignInThrottle::new(settings.sign_in_throttle.clone()))))
+        .layer(Extension(Arc::new(sign_in_gate)))
         .route("/api/{*server_fn}", get(server_fns.clone()).post(server_fns))
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_sign_in))
+        .layer(axum::middleware::from_fn_with_state(guard, auth::require_sign_in))
         .layer(sessions)
         // Below the session layer: static files and probes neither read nor write a session.
         .nest_service("/pkg", ServeDir::new(site_root.join("pkg")).precompressed_gzip())
@@ -173,9 +231,48 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(NO_SCRIPT_POLICY),
         ))
+        .layer(axum::middleware::from_fn_with_state(settings.limits.request_timeout, time_limit))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(settings.trust_forwarded_for, auth::client_address))
         .with_state(state)
+}
+
+/// Server functions that call a model: each is bounded by the AI Gateway request timeout and
+/// the model idle limit instead of `REQUEST_TIMEOUT_SECONDS`, and the chats stream their reply
+/// for as long as it lasts. A test checks that each is still a route.
+pub const BOUNDED_ELSEWHERE: &[&str] = &[
+    "/api/test_self_hosted_model_connection",
+    "/api/chat_with_self_hosted_model",
+    "/api/chat_with_ai_feature",
+];
+
+pub const TIMEOUT_MESSAGE: &str = "The console took too long to answer. Please try again in a moment.";
+
+/// Answers 503 when a request has not started its answer within `limit`: a stuck database
+/// query or a slow client of ours must not hold a connection and its memory indefinitely. Only
+/// the wait for the answer's head is bounded; a body already streaming is not cut.
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<StdDuration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path().to_owned();
+    if BOUNDED_ELSEWHERE.contains(&path.as_str()) {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(path = %path, limit_seconds = limit.as_secs_f64(), "a request took too long: answered 503");
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            if path.starts_with("/api/") {
+                (status, axum::Json(app::error::AppError::Transport(TIMEOUT_MESSAGE.to_owned())))
+                    .into_response()
+            } else {
+                auth::error_page(status, TIMEOUT_MESSAGE)
+            }
+        }
+    }
 }
 
 /// The Content-Security-Policy of a page: scripts only from this site or inline with this
@@ -227,6 +324,7 @@ pub fn route_inventory() -> Vec<RouteInfo> {
         (Method::GET, "/".to_owned()),
         (Method::POST, auth::SIGN_IN_PATH.to_owned()),
         (Method::POST, auth::SIGN_OUT_PATH.to_owned()),
+        (Method::POST, auth::END_SESSIONS_PATH.to_owned()),
     ];
     routes.extend(auth::PUBLIC_PATHS.iter().map(|path| (Method::GET, (*path).to_owned())));
     routes.extend(MOVED.iter().map(|(old, _)| (Method::GET, (*old).to_owned())));
@@ -256,34 +354,91 @@ pub fn route_inventory() -> Vec<RouteInfo> {
     routes
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves. Then no new connection is taken, the
-/// requests in flight finish, and streaming model replies get `grace` to end on their own before
-/// they are cut short with a message.
+/// Serves `app` on `listener` until `shutdown` resolves, with the default `Limits`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     model_clients: Arc<ModelClients>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    grace: std::time::Duration,
+    grace: StdDuration,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Streamed replies go out piece by piece, not held back to fill a packet.
-    let listener = listener.tap_io(|stream| {
+    serve_with(listener, app, model_clients, shutdown, grace, &Limits::default()).await
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves. Then no new connection is taken, the
+/// requests in flight finish, and streaming model replies get `grace` to end on their own before
+/// they are cut short with a message.
+///
+/// Built on hyper directly rather than `axum::serve`, which has no timer: without one, a client
+/// that sends its headers a byte at a time holds its connection (and a file descriptor)
+/// forever. Here headers must arrive within `limits.header_read_timeout` (which also closes idle
+/// keep-alive connections), and at most `limits.max_connections` are served at once: the next
+/// ones wait in the listen backlog until one closes.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    model_clients: Arc<ModelClients>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: StdDuration,
+    limits: &Limits,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+    use tower::Service;
+
+    let mut make_service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(limits.header_read_timeout));
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    loop {
+        // A turn first, then the connection: beyond the cap, clients wait in the backlog.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %error, "could not accept a connection");
+                    tokio::time::sleep(StdDuration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Streamed replies go out piece by piece, not held back to fill a packet.
         let _ = stream.set_nodelay(true);
-    });
-    let draining = async move {
-        shutdown.await;
-        tracing::info!(
-            grace_seconds = grace.as_secs_f64(),
-            "shutting down: finishing the requests in flight"
-        );
+        let Ok(service) = make_service.call(peer).await;
+        let hyper_service = TowerToHyperService::new(service);
+        let connection =
+            builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service).into_owned();
+        let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            tracing::info!("grace period over: cutting streaming replies short");
-            model_clients.cut_replies_short();
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "connection ended with an error");
+            }
+            drop(permit);
         });
-    };
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(draining)
-        .await
+    }
+
+    drop(listener);
+    tracing::info!(grace_seconds = grace.as_secs_f64(), "shutting down: finishing the requests in flight");
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        tracing::info!("grace period over: cutting streaming replies short");
+        model_clients.cut_replies_short();
+    });
+    graceful.shutdown().await;
+    Ok(())
 }

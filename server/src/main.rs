@@ -92,9 +92,11 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         model_clients: model_clients.clone(),
         prompts,
     };
-    let app = server::router(services, &RouterSettings::from(config));
+    let settings = RouterSettings::from(config);
+    let app = server::router(services, &settings);
     let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
-    let served = server::serve(listener, app, model_clients, shutdown_signal(), grace).await;
+    let served =
+        server::serve_with(listener, app, model_clients, shutdown_signal(), grace, &settings.limits).await;
 
     expired_sessions.abort();
     database.pool.close().await;
@@ -135,6 +137,10 @@ async fn manage_users(config: &Config, command: UsersCommand) -> anyhow::Result<
                 if generated {
                     println!("Password: {password}");
                 }
+            }
+            UsersCommand::EndSessions { login } => {
+                let user = users::end_sessions(&database.pool, &login, &actor).await?;
+                println!("Ended every session of {}.", user.username);
             }
             UsersCommand::List => {
                 for user in users::list(&database.pool).await? {

@@ -3,6 +3,11 @@
 //! in that folder (no TCP port, so it never clashes with another server), reused on the next
 //! start and stopped on exit.
 //!
+//! The cluster's privacy is written into its own files (`postgresql.conf`: no TCP, the socket in
+//! the cluster's folder with mode 0700; `pg_hba.conf`: local connections only), not only onto
+//! `pg_ctl`'s command line, so a plain `pg_ctl -D <folder> start` by an operator or a tool is
+//! exactly as private. That is what makes `trust` authentication safe here.
+//!
 //! `initdb` and `postgres` refuse to run as root; as root, they run as the `postgres` user that
 //! Debian's package creates, and the cluster's folder is handed to that user.
 
@@ -56,6 +61,8 @@ impl PrivateCluster {
         if !cluster.dir.join("PG_VERSION").exists() {
             cluster.init().await?;
         }
+        // Every start, so a cluster made by an older version gets them too.
+        cluster.write_safety()?;
         if !cluster.is_running().await {
             cluster.pg_ctl_start().await?;
             cluster.started_here = true;
@@ -141,6 +148,44 @@ impl PrivateCluster {
             &["-D", &self.dir_str(), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale"],
         )
         .await
+    }
+
+    /// Writes the cluster's privacy into its configuration: appended last to `postgresql.conf`
+    /// (the last setting wins, and our block replaces its earlier self), and `pg_hba.conf`
+    /// replaced by local (Unix socket) lines only. Files are rewritten in place, so they keep
+    /// their owner when this runs as root for the `postgres` user.
+    fn write_safety(&self) -> anyhow::Result<()> {
+        const BEGIN: &str = "# BEGIN duo-admin: private cluster (rewritten at every start)";
+        const END: &str = "# END duo-admin";
+        let conf = self.dir.join("postgresql.conf");
+        let existing =
+            std::fs::read_to_string(&conf).with_context(|| format!("could not read {}", conf.display()))?;
+        let mut kept = existing.clone();
+        if let (Some(begin), Some(end)) = (existing.find(BEGIN), existing.find(END)) {
+            kept = format!("{}{}", &existing[..begin], existing[end + END.len()..].trim_start_matches('\n'));
+        }
+        let socket_dir = self.dir_str().replace('\'', "''");
+        let block = format!(
+            "{BEGIN}\n\
+             # No TCP at all: only the Unix socket below, usable by its owner (and root) only.\n\
+             listen_addresses = ''\n\
+             port = {SOCKET_PORT}\n\
+             unix_socket_directories = '{socket_dir}'\n\
+             unix_socket_permissions = 0700\n\
+             {END}\n"
+        );
+        let separator = if kept.is_empty() || kept.ends_with('\n') { "" } else { "\n" };
+        std::fs::write(&conf, format!("{kept}{separator}{block}"))
+            .with_context(|| format!("could not write {}", conf.display()))?;
+        let hba = self.dir.join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "# Written by duo-admin at every start: connections through the Unix socket only (its\n\
+             # folder and the socket are this user's alone, mode 0700). No host lines: no TCP.\n\
+             local all all trust\n",
+        )
+        .with_context(|| format!("could not write {}", hba.display()))?;
+        Ok(())
     }
 
     async fn pg_ctl_start(&self) -> anyhow::Result<()> {
@@ -240,7 +285,7 @@ impl PrivateCluster {
 }
 
 /// The newest installed PostgreSQL's `bin` folder.
-fn find_bin_dir() -> Option<PathBuf> {
+pub fn find_bin_dir() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("PG_BIN_DIR") {
         return Some(PathBuf::from(dir));
     }
@@ -265,7 +310,7 @@ fn find_bin_dir() -> Option<PathBuf> {
     })
 }
 
-fn running_as_root() -> bool {
+pub fn running_as_root() -> bool {
     // /proc/self belongs to the process's effective user.
     std::fs::metadata("/proc/self").map(|meta| meta.uid() == 0).unwrap_or(false)
 }

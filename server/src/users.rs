@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use app::audit::ssr::{Actor, NewAuditEvent, record};
 use app::auth::{CurrentUser, Role, UserId};
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString, rand_core::OsRng};
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -33,13 +33,96 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
         .map_err(|error| anyhow::anyhow!("could not hash the password: {error}"))
 }
 
-/// Checks a password against a stored hash. Runs the full argon2 computation even when the
-/// hash is unreadable, so a wrong login and a wrong password take the same time.
+/// Checks a password against a stored hash.
 pub fn verify_password(password: &str, password_hash: &str) -> bool {
-    match PasswordHash::new(password_hash) {
-        Ok(hash) => Argon2::default().verify_password(password.as_bytes(), &hash).is_ok(),
-        Err(_) => false,
+    verify_password_in(password, password_hash, &mut Vec::new())
+}
+
+/// Checks a password against a stored argon2 hash, with `area` as argon2's working memory
+/// (grown to the hash's memory cost, 19 MiB by default, and kept for the next check). Reusing
+/// it matters: a fresh 19 MiB per check, freed on whichever blocking thread ran it, left the
+/// allocator holding one such area per thread arena, hundreds of MiB after a flood of sign-ins.
+/// The comparison is constant-time (`Output`'s equality).
+pub fn verify_password_in(password: &str, password_hash: &str, area: &mut Vec<argon2::Block>) -> bool {
+    use argon2::password_hash::Output;
+    use argon2::{Algorithm, Params, Version};
+    let Ok(hash) = PasswordHash::new(password_hash) else { return false };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else { return false };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(hash.algorithm), Params::try_from(&hash)) else {
+        return false;
+    };
+    let Ok(version) = hash.version.map(Version::try_from).transpose() else { return false };
+    let mut salt_buffer = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buffer) else { return false };
+    area.resize(params.block_count(), argon2::Block::default());
+    let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    let computed = Output::init_with(expected.len(), |out| {
+        argon2
+            .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut area[..])
+            .map_err(|_| argon2::password_hash::Error::Password)
+    });
+    computed.is_ok_and(|computed| computed == expected)
+}
+
+/// Password checks (argon2id, 19 MiB and tens of milliseconds of CPU each) allowed at once, and
+/// how long one may wait for its turn. Without a bound, a flood of sign-ins would take every core
+/// and as much memory as it liked; with it, the excess is refused quickly with a clear message.
+#[derive(Debug)]
+pub struct PasswordChecks {
+    permits: tokio::sync::Semaphore,
+    queue_timeout: std::time::Duration,
+    /// argon2's working memory, one per turn, reused from check to check.
+    areas: std::sync::Mutex<Vec<Vec<argon2::Block>>>,
+}
+
+/// The server had no turn free for a password check within the queue timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+pub const BUSY_MESSAGE: &str =
+    "Too many sign-ins are being checked right now. Please wait a moment, then try again.";
+
+impl PasswordChecks {
+    pub fn new(at_once: usize, queue_timeout: std::time::Duration) -> Self {
+        PasswordChecks {
+            permits: tokio::sync::Semaphore::new(at_once.max(1)),
+            queue_timeout,
+            areas: std::sync::Mutex::new(Vec::new()),
+        }
     }
+
+    /// How long a sign-in waits for a turn before it is refused as busy.
+    pub fn queue_timeout(&self) -> std::time::Duration {
+        self.queue_timeout
+    }
+
+    /// Checks `password` against `hash` once a turn is free, on a blocking thread.
+    pub async fn verify(&self, password: String, hash: String) -> Result<bool, Busy> {
+        let permit = tokio::time::timeout(self.queue_timeout, self.permits.acquire())
+            .await
+            .map_err(|_| Busy)?
+            .map_err(|_| Busy)?;
+        let areas = || self.areas.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut area = areas().pop().unwrap_or_default();
+        let checked = tokio::task::spawn_blocking(move || {
+            let ok = verify_password_in(&password, &hash, &mut area);
+            (ok, area)
+        })
+        .await;
+        drop(permit);
+        match checked {
+            Ok((ok, area)) => {
+                areas().push(area);
+                Ok(ok)
+            }
+            Err(_) => Ok(false),
+        }
+    }
+}
+
+/// The number of cores: the default number of password checks at once.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 /// A real argon2id hash of a random password, checked when no user matches a login, so that
@@ -190,6 +273,39 @@ pub async fn reset_password(
     Ok(user)
 }
 
+/// Ends every session of a user, on every replica at once: sessions signed in before now stop
+/// working at their next request. Also forgets the user's known devices. Audited.
+pub async fn end_sessions(pool: &PgPool, login: &str, actor: &Actor) -> anyhow::Result<CurrentUser> {
+    let Some(stored) = find_by_login(pool, login).await? else {
+        bail!("No user has the username or e-mail \"{login}\".");
+    };
+    let user = stored.user;
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "UPDATE users SET sessions_valid_after = now(), updated_at = now() WHERE id = $1",
+        user.id.0
+    )
+    .execute(&mut *tx)
+    .await?;
+    crate::devices::forget_all(&mut *tx, user.id.0).await?;
+    record(
+        &mut *tx,
+        actor,
+        NewAuditEvent {
+            action: "user_sessions_ended",
+            target_type: "User",
+            target_id: Some(user.id.0.to_string()),
+            target_name: Some(&user.username),
+            message: format!("Ended all sessions of {}", user.username),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
 /// Creates the first admin when there is none: from ADMIN_EMAIL / ADMIN_PASSWORD, else with a
 /// generated password written to a 0600 file, as GitLab does with its initial root password.
 pub async fn ensure_first_admin(
@@ -261,11 +377,17 @@ pub async fn ensure_first_admin(
     Ok(())
 }
 
+/// Writes a secret to a file only this user may read. An existing file is checked first (it
+/// must be this user's), and its mode is set to 0600 before the secret goes in: `mode()` alone
+/// applies only to a file being created, so a leftover 0644 file would have stayed readable.
 pub fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
+    }
+    if path.exists() {
+        check_owner(path)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -274,7 +396,41 @@ pub fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("could not write {}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// Reads a secret file, refusing one that another user owns or that others may read or write:
+/// someone else could have read the secret, or planted their own.
+pub fn read_private_file(path: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    check_owner(path)?;
+    let mode = std::fs::metadata(path)?.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "{path} may be read or written by other users (mode {mode:04o}); the secret in it may have leaked. \
+             Restrict it with `chmod 600 {path}`, and consider replacing the secret.",
+            path = path.display()
+        );
+    }
+    std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))
+}
+
+fn check_owner(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(path).with_context(|| format!("could not read {}", path.display()))?.uid();
+    // /proc/self belongs to this process's effective user.
+    let me = std::fs::metadata("/proc/self")
+        .map(|meta| meta.uid())
+        .context("could not tell who this process runs as")?;
+    if owner != me {
+        bail!(
+            "{path} belongs to another user (uid {owner}, this process runs as uid {me}). \
+             Make it this user's with `chown {me} {path}` if its content is trusted, or delete it.",
+            path = path.display()
+        );
+    }
     Ok(())
 }
 
@@ -285,4 +441,24 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<CurrentUser>, sqlx::Err
         .into_iter()
         .map(|row| user_from_row(row.id, row.username, row.email, &row.role))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_working_area_serves_check_after_check() {
+        let hash = hash_password("correct horse").unwrap();
+        let mut area = Vec::new();
+
+        assert!(verify_password_in("correct horse", &hash, &mut area));
+        let grown_to = area.len();
+        assert!(!verify_password_in("wrong horse", &hash, &mut area));
+        assert!(verify_password_in("correct horse", &hash, &mut area));
+
+        assert_eq!(grown_to, argon2::Params::DEFAULT_M_COST as usize, "19 MiB of 1 KiB blocks");
+        assert_eq!(area.len(), grown_to, "reused, not grown");
+        assert!(!verify_password_in("correct horse", "not a hash", &mut area));
+    }
 }

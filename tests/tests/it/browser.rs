@@ -273,7 +273,10 @@ async fn an_admin_adds_edits_and_deletes_self_hosted_models(pool: PgPool) {
             b.field("Model identifier").await.send_keys("custom_openai/Mixtral-8x7B-Instruct-v0.1").await.unwrap();
             b.field("API Key (optional)").await.send_keys("sk-browser-key").await.unwrap();
             b.button("Add self-hosted model").await.click().await.unwrap();
+            // As in GitLab, a saved model lands on the features, to be selected for one.
             b.text_appears("Model added. Select it for a feature to start using it.").await;
+            b.find(Locator::XPath("//h2[normalize-space()='Code Suggestions']")).await;
+            b.link("Self-hosted models").await.click().await.unwrap();
             b.listed_model("Mixtral on vLLM").await;
             b.find(Locator::Css("[aria-label='Model uses an API token']")).await;
 
@@ -289,6 +292,8 @@ async fn an_admin_adds_edits_and_deletes_self_hosted_models(pool: PgPool) {
             identifier.clear().await.unwrap();
             identifier.send_keys("bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0").await.unwrap();
             b.button("Add self-hosted model").await.click().await.unwrap();
+            b.text_appears("Model added. Select it for a feature to start using it.").await;
+            b.link("Self-hosted models").await.click().await.unwrap();
             let bedrock_row = b.listed_model("Claude on Bedrock").await;
             assert!(bedrock_row.text().await.unwrap().contains("--"), "Bedrock shows no endpoint");
 
@@ -301,6 +306,7 @@ async fn an_admin_adds_edits_and_deletes_self_hosted_models(pool: PgPool) {
             name.send_keys("Mixtral renamed").await.unwrap();
             b.button("Save changes").await.click().await.unwrap();
             b.text_appears("The self-hosted model was successfully saved.").await;
+            b.link("Self-hosted models").await.click().await.unwrap();
             b.listed_model("Mixtral renamed").await;
             let sealed = app.sealed_key("Mixtral renamed").await.expect("the key is kept");
             assert_eq!(app.open_key("Mixtral renamed", &sealed).await, "sk-browser-key");
@@ -371,7 +377,14 @@ async fn an_admin_assigns_models_to_features_applies_to_all_and_turns_beta_on(po
             let claude: i64 = sqlx::query_scalar("SELECT id FROM self_hosted_models").fetch_one(&app.pool).await.unwrap();
             assert_eq!(selected, Some(claude.to_string()));
 
-            b.find(Locator::Css("button[aria-label='Apply to all GitLab Duo Chat sub-features']")).await.click().await.unwrap();
+            // "Apply to all" from the section's second row copies that row's model.
+            b.select("Code Explanation", "Claude (Claude)").await;
+            b.text_appears("Successfully updated GitLab Duo Chat / Code Explanation").await;
+            b.find(Locator::XPath("//tr[@data-feature='duo_chat_explain_code']//button[normalize-space()='Apply to all']"))
+                .await
+                .click()
+                .await
+                .unwrap();
             b.text_appears("Successfully updated all GitLab Duo Chat features").await;
             let assigned: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM feature_settings WHERE feature LIKE 'duo_chat%' AND self_hosted_model_id IS NOT NULL",

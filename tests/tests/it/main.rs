@@ -18,4 +18,5 @@ mod offline_queries;
 mod secrets;
 mod security;
 mod sign_in;
+mod trust;
 mod users_and_audit;

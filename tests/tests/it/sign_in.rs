@@ -47,7 +47,9 @@ async fn signing_in_lands_on_the_page_asked_for_with_a_strict_cookie(pool: PgPoo
 
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/admin/audit_events");
-    let cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    // The session's cookie; the known-device cookie (trust.rs) comes alongside it.
+    let mut cookies = response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned());
+    let cookie = cookies.find(|c| c.starts_with("duo_admin_session=")).unwrap_or_default();
     assert!(cookie.starts_with("duo_admin_session="), "{cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, Once};
 
 use tokio::runtime::{Handle, Id};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -37,7 +36,7 @@ impl LogCapture {
             let layer = tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(ToItsCapture)
-                .with_filter(filter_fn(|_| current_capture().is_some()));
+                .with_filter(WhileCapturing);
             // Also turns `log` records (from dependencies that use `log`) into events.
             tracing_subscriber::registry().with(layer).init();
         });
@@ -62,6 +61,21 @@ impl Drop for LogCapture {
 }
 
 /// The capture of the runtime this thread is running, if it has one.
+/// Lets a line through while its runtime's test captures. Asked at every line, never cached per
+/// call site: a call site first reached while no test captured (or before the subscriber was
+/// installed) must not stay silent for the tests that capture later.
+struct WhileCapturing;
+
+impl<S> tracing_subscriber::layer::Filter<S> for WhileCapturing {
+    fn enabled(&self, _: &tracing::Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        current_capture().is_some()
+    }
+
+    fn callsite_enabled(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+}
+
 fn current_capture() -> Option<Lines> {
     if RUNNING.load(Ordering::SeqCst) == 0 {
         return None;

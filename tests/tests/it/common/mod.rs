@@ -46,6 +46,7 @@ pub fn settings() -> RouterSettings {
             ..ThrottlePolicy::new(5, 20, std::time::Duration::from_secs(600))
         },
         trust_forwarded_for: false,
+        limits: server::Limits::default(),
     }
 }
 
@@ -179,7 +180,7 @@ pub fn bedrock_client_signing_with(endpoint: &str, secret: Option<&str>) -> aws_
     aws_sdk_bedrockruntime::Client::from_conf(config.build())
 }
 
-fn model_clients(bedrock: aws_sdk_bedrockruntime::Client) -> app::chat::client::ModelClients {
+pub fn model_clients(bedrock: aws_sdk_bedrockruntime::Client) -> app::chat::client::ModelClients {
     app::chat::client::ModelClients::new(bedrock, TEST_IDLE_LIMIT)
 }
 
