@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
+pub use super::domain::StoredModel;
 use super::domain::{LastTest, ModelForm, ModelId, Platform};
 use crate::catalog::{Family, Release};
 use crate::error::AppError;
@@ -37,18 +38,6 @@ pub struct ModelsPage {
     pub page: i64,
     pub has_next_page: bool,
     pub beta_enabled: bool,
-}
-
-/// A stored model as the edit form shows it: the key only as its fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredModel {
-    pub id: ModelId,
-    pub name: String,
-    pub platform: Platform,
-    pub model_family: String,
-    pub endpoint: Option<String>,
-    pub identifier: String,
-    pub api_key_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +87,7 @@ pub mod ssr {
     use crate::models::domain::{KEY_NEEDED_FOR_NEW_ENDPOINT, KeyAction, ValidModel, origin_of};
     use crate::models::secrets::ApiKey;
     use crate::models::secrets::MasterKeys;
-    use crate::models::store::{self, KeyChange, ModelRecord};
+    use crate::models::store::{self, KeyChange};
 
     fn pool() -> sqlx::PgPool {
         expect_context()
@@ -106,20 +95,6 @@ pub mod ssr {
 
     fn catalog() -> std::sync::Arc<Catalog> {
         expect_context()
-    }
-
-    impl From<ModelRecord> for StoredModel {
-        fn from(model: ModelRecord) -> Self {
-            StoredModel {
-                id: model.id,
-                name: model.name,
-                platform: model.platform,
-                model_family: model.model_family,
-                endpoint: model.endpoint,
-                identifier: model.identifier,
-                api_key_fingerprint: model.api_key_fingerprint,
-            }
-        }
     }
 
     pub async fn list_models(search: String, page: i64) -> Result<ModelsPage, AppError> {
@@ -172,7 +147,7 @@ pub mod ssr {
         let beta_enabled = beta_enabled(&pool).await?;
         let model = match id {
             None => None,
-            Some(id) => Some(StoredModel::from(store::find(&pool, id).await?.ok_or(AppError::NotFound)?)),
+            Some(id) => Some(store::find(&pool, id).await?.ok_or(AppError::NotFound)?),
         };
         let mut families = catalog.selectable_families(beta_enabled);
         // A stored model of a beta family stays editable while beta is off.
@@ -218,7 +193,7 @@ pub mod ssr {
 
     /// The audit trail's view of a model: everything but the key, which appears as its
     /// fingerprint.
-    fn audit_view(model: &ModelRecord) -> serde_json::Value {
+    fn audit_view(model: &StoredModel) -> serde_json::Value {
         json!({
             "name": model.name,
             "platform": model.platform.key(),
@@ -229,7 +204,7 @@ pub mod ssr {
         })
     }
 
-    fn audit_label(model: &ModelRecord) -> String {
+    fn audit_label(model: &StoredModel) -> String {
         format!("{}/{}/{}", model.name, model.model_family, model.endpoint.as_deref().unwrap_or("--"))
     }
 
@@ -283,7 +258,7 @@ pub mod ssr {
     fn key_change<'a>(
         master_keys: &'a MasterKeys,
         model: &ValidModel,
-        before: Option<&ModelRecord>,
+        before: Option<&StoredModel>,
         form: &ModelForm,
     ) -> Result<KeyChange<'a>, AppError> {
         if !model.platform.uses_api_key() {

@@ -70,6 +70,18 @@ pub struct Figures {
     pub stop_reason: Option<String>,
 }
 
+/// A stored model as the edit form shows it: the key only as its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredModel {
+    pub id: ModelId,
+    pub name: String,
+    pub platform: Platform,
+    pub model_family: String,
+    pub endpoint: Option<String>,
+    pub identifier: String,
+    pub api_key_fingerprint: Option<String>,
+}
+
 /// A model's last test (by hand or a chat), as the list shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastTest {

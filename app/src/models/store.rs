@@ -7,7 +7,7 @@
 
 use sqlx::PgExecutor;
 
-use super::domain::{LastTest, ModelId, Platform, ValidModel, origin_of};
+use super::domain::{LastTest, ModelId, Platform, StoredModel, ValidModel, origin_of};
 use super::platform::UnknownPlatform;
 use super::secrets::{ApiKey, KeyBinding, MasterKeys, SealedKey};
 use crate::error::AppError;
@@ -48,20 +48,9 @@ impl From<UnknownPlatform> for AppError {
     }
 }
 
-/// A stored model, its key only as a fingerprint: what the edit form and the audit trail see.
-pub struct ModelRecord {
-    pub id: ModelId,
-    pub name: String,
-    pub platform: Platform,
-    pub model_family: String,
-    pub endpoint: Option<String>,
-    pub identifier: String,
-    pub api_key_fingerprint: Option<String>,
-}
-
 /// One row of the models list.
 pub struct ListedModel {
-    pub record: ModelRecord,
+    pub record: StoredModel,
     pub has_api_key: bool,
     /// Keys of the features that use the model.
     pub used_by: Vec<String>,
@@ -135,7 +124,7 @@ pub async fn list(
     rows.into_iter()
         .map(|row| {
             Ok(ListedModel {
-                record: ModelRecord {
+                record: StoredModel {
                     id: ModelId(row.id),
                     name: row.name,
                     platform: Platform::try_from(row.platform)?,
@@ -152,7 +141,7 @@ pub async fn list(
         .collect()
 }
 
-pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<ModelRecord>, AppError> {
+pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<StoredModel>, AppError> {
     let row = sqlx::query!(
         "SELECT id, name, platform, model_family, endpoint, identifier, api_key_fingerprint
          FROM self_hosted_models WHERE id = $1",
@@ -161,7 +150,7 @@ pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<ModelRecord
     .fetch_optional(db)
     .await?;
     row.map(|row| {
-        Ok(ModelRecord {
+        Ok(StoredModel {
             id: ModelId(row.id),
             name: row.name,
             platform: Platform::try_from(row.platform)?,
@@ -175,7 +164,7 @@ pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<ModelRecord
 }
 
 /// Locks a model's row for the rest of the transaction and reads it; `NotFound` if it is gone.
-pub async fn lock(tx: &mut sqlx::PgConnection, id: i64) -> Result<ModelRecord, AppError> {
+pub async fn lock(tx: &mut sqlx::PgConnection, id: i64) -> Result<StoredModel, AppError> {
     let locked = sqlx::query_scalar!("SELECT id FROM self_hosted_models WHERE id = $1 FOR UPDATE", id)
         .fetch_optional(&mut *tx)
         .await?;
