@@ -4,6 +4,7 @@
 use crate::common::*;
 use app::auth::Role;
 use app::models::api::ModelsPage;
+use app::models::domain::ModelForm;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -11,23 +12,25 @@ use sqlx::PgPool;
 const PLANTED_KEY: &str = "sk-planted-7f3a9c1e5b";
 
 fn api_model(name: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("name", name.to_owned()),
-        ("platform", "api".into()),
-        ("model_family", "mixtral".into()),
-        ("endpoint", "http://vllm.internal:8000/v1".into()),
-        ("identifier", "custom_openai/Mixtral-8x7B-Instruct-v0.1".into()),
-        ("api_key", PLANTED_KEY.into()),
-    ]
+    posted(ModelForm {
+        name: name.to_owned(),
+        platform: "api".into(),
+        model_family: "mixtral".into(),
+        endpoint: "http://vllm.internal:8000/v1".into(),
+        identifier: "custom_openai/Mixtral-8x7B-Instruct-v0.1".into(),
+        api_key: PLANTED_KEY.into(),
+        ..ModelForm::default()
+    })
 }
 
 fn bedrock_model(name: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("name", name.to_owned()),
-        ("platform", "bedrock".into()),
-        ("model_family", "claude_3".into()),
-        ("identifier", "bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0".into()),
-    ]
+    posted(ModelForm {
+        name: name.to_owned(),
+        platform: "bedrock".into(),
+        model_family: "claude_3".into(),
+        identifier: "bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0".into(),
+        ..ModelForm::default()
+    })
 }
 
 impl TestApp {

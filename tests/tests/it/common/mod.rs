@@ -253,24 +253,48 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
         .map(|value| value.split(';').next().unwrap_or_default().to_owned())
 }
 
+/// The fields the model form posts, from the form's own type (`SaveModel`, with `ModelForm`
+/// flattened into it), as the plain HTML form names them: a renamed field fails here. Blank
+/// fields are left out, as a browser leaves out the fields a platform hides.
+pub fn posted(form: app::models::domain::ModelForm) -> Vec<(&'static str, String)> {
+    const FIELDS: [&str; 8] =
+        ["id", "name", "platform", "model_family", "endpoint", "identifier", "api_key_action", "api_key"];
+    let save = app::models::api::SaveModel { id: None, form };
+    let encoded = serde_urlencoded::to_string(&save).expect("the form serialises");
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&encoded)
+        .expect("and reads back")
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| {
+            let name = FIELDS
+                .into_iter()
+                .find(|known| *known == name)
+                .unwrap_or_else(|| panic!("a new field {name}"));
+            (name, value)
+        })
+        .collect()
+}
+
 pub fn bedrock_form(identifier: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("name", "Claude".into()),
-        ("platform", "bedrock".into()),
-        ("model_family", "claude_3".into()),
-        ("identifier", identifier.into()),
-    ]
+    posted(app::models::domain::ModelForm {
+        name: "Claude".into(),
+        platform: "bedrock".into(),
+        model_family: "claude_3".into(),
+        identifier: identifier.into(),
+        ..Default::default()
+    })
 }
 
 pub fn api_form(endpoint: &str, identifier: &str, key: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("name", "Mixtral".into()),
-        ("platform", "api".into()),
-        ("model_family", "mixtral".into()),
-        ("endpoint", endpoint.into()),
-        ("identifier", identifier.into()),
-        ("api_key", key.into()),
-    ]
+    posted(app::models::domain::ModelForm {
+        name: "Mixtral".into(),
+        platform: "api".into(),
+        model_family: "mixtral".into(),
+        endpoint: endpoint.into(),
+        identifier: identifier.into(),
+        api_key: key.into(),
+        ..Default::default()
+    })
 }
 
 impl TestApp {
