@@ -72,6 +72,10 @@ pub struct Config {
     #[arg(long, env = "MODEL_IDLE_TIMEOUT_SECONDS", default_value_t = 30, global = true)]
     pub model_idle_timeout_seconds: u64,
 
+    /// The Azure OpenAI REST API version sent with every call to an `azure/DEPLOYMENT` model.
+    #[arg(long, env = "AZURE_OPENAI_API_VERSION", default_value = app::chat::client::AZURE_API_VERSION, global = true)]
+    pub azure_openai_api_version: String,
+
     /// Failed sign-ins for one login, within SIGN_IN_LOCK_MINUTES, before that login is refused
     /// for a while. After the second failure, each further attempt is also held back (1 s more each time, 5 s at most).
     #[arg(long, env = "SIGN_IN_MAX_FAILURES", default_value_t = 5, global = true)]

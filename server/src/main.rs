@@ -84,7 +84,11 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     }
     tracing::info!("serving the console at http://{}", config.listen);
     let idle_limit = std::time::Duration::from_secs(config.model_idle_timeout_seconds.max(1));
-    let model_clients = Arc::new(ModelClients::from_environment(idle_limit).await);
+    let model_clients = Arc::new(
+        ModelClients::from_environment(idle_limit)
+            .await
+            .with_azure_api_version(config.azure_openai_api_version.clone()),
+    );
     let services = Services {
         pool: database.pool.clone(),
         catalog,

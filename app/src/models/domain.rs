@@ -178,6 +178,11 @@ impl ModelIdentifier {
         &self.0
     }
 
+    /// The LiteLLM provider (`bedrock`, `custom_openai`, `azure`, ...), if the identifier names one.
+    pub fn provider(&self) -> Option<&str> {
+        self.0.split_once('/').map(|(provider, _)| provider)
+    }
+
     /// The model name the provider itself expects: without its LiteLLM provider (`bedrock/`,
     /// `custom_openai/`, ...). A model name that holds a slash keeps it after the provider.
     pub fn provider_model(&self) -> &str {

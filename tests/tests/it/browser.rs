@@ -474,3 +474,60 @@ async fn an_admin_says_hello_to_bedrock_and_api_models_and_tests_a_feature(pool:
         })
         .await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_admin_adds_an_azure_openai_model_sees_the_hints_follow_and_says_hello(pool: PgPool) {
+    use crate::common::fake_azure::FakeAzure;
+    let azure = FakeAzure::start("az-browser-key").await;
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let browser = Browser::start().await;
+
+    browser
+        .run("azure", |b| async move {
+            let base = app.address.clone();
+            b.sign_in_as(&base, "ada").await;
+            b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models/new")).await.unwrap();
+            let hint = |b: &Page| {
+                let b = b.clone();
+                async move {
+                    let field = b.field("Model identifier").await;
+                    field.attr("placeholder").await.unwrap().unwrap_or_default()
+                }
+            };
+
+            // The identifier's hint follows the platform and the family, as in GitLab.
+            b.field("Deployment name").await.send_keys("GPT-4o on Azure").await.unwrap();
+            // (Each help text is awaited first: it changes only once the page is interactive.)
+            b.select("Model family", "GPT").await;
+            b.text_appears("Provide the model identifier in the form of provider/model-name").await;
+            assert_eq!(hint(&b).await, "");
+            b.select("Model family", "Mistral").await;
+            b.text_appears("Provide the model identifier in the form of custom_openai/model-name").await;
+            assert_eq!(hint(&b).await, "custom_openai/");
+            b.select("Platform", "Amazon Bedrock").await;
+            b.text_appears("Provide the model identifier in the form of bedrock/model-name").await;
+            assert_eq!(hint(&b).await, "bedrock/");
+            b.select("Platform", "API").await;
+            b.select("Model family", "GPT").await;
+
+            b.field("Endpoint").await.send_keys(&azure.endpoint).await.unwrap();
+            b.field("Model identifier").await.send_keys("azure/gpt4o-prod").await.unwrap();
+            b.field("API Key (optional)").await.send_keys("az-browser-key").await.unwrap();
+            b.button("Test connection").await.click().await.unwrap();
+            b.text_appears("Successfully connected to the self-hosted model").await;
+            b.button("Add self-hosted model").await.click().await.unwrap();
+            b.text_appears("Model added. Select it for a feature to start using it.").await;
+
+            b.link("Self-hosted models").await.click().await.unwrap();
+            b.listed_model("GPT-4o on Azure").await;
+            let test = "//tr[@data-model-name='GPT-4o on Azure']//button[normalize-space()='Test']";
+            b.click_until(Locator::XPath(test), Locator::Id("chat-message")).await;
+            b.button("Send").await.click().await.unwrap();
+            b.text_appears("Hello from Azure OpenAI!").await;
+            let seen = azure.requests();
+            assert!(seen.iter().all(|request| request.api_key.as_deref() == Some("az-browser-key")));
+            assert!(seen.iter().all(|request| request.deployment == "gpt4o-prod"));
+        })
+        .await;
+}

@@ -8,6 +8,7 @@
 
 mod common;
 
+mod azure;
 mod browser;
 mod chat;
 mod faults;

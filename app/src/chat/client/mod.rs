@@ -1,10 +1,12 @@
 //! The model clients behind one function, `stream_reply`: one provider per file, each speaking
 //! its platform's wire (`bedrock.rs`: Amazon Bedrock through the AWS SDK; `openai.rs`:
-//! OpenAI-compatible servers such as vLLM). Every exchange is bounded twice: a limit for the
+//! OpenAI-compatible servers such as vLLM; `azure.rs`: Azure OpenAI, the same chat completions
+//! on Azure's own paths and key header, for `azure/DEPLOYMENT` identifiers). Every exchange is bounded twice: a limit for the
 //! whole exchange and an idle limit between two pieces of the reply, since the SDK's own
 //! timeouts do not cover a stream that stalls. Failures are `ModelFailure`s, sentences an admin
 //! can act on, never "service error" and never with a secret in them.
 
+mod azure;
 mod bedrock;
 mod openai;
 
@@ -61,6 +63,10 @@ pub enum ModelFailure {
     Provider(String),
 }
 
+/// The Azure OpenAI REST API version used unless `AZURE_OPENAI_API_VERSION` says otherwise: the
+/// current generally available one.
+pub const AZURE_API_VERSION: &str = "2024-10-21";
+
 /// The clients, built once at start and shared.
 #[derive(Clone, Debug)]
 pub struct ModelClients {
@@ -68,6 +74,8 @@ pub struct ModelClients {
     pub http: reqwest::Client,
     /// The longest wait between two pieces of a reply.
     pub idle_limit: Duration,
+    /// The `api-version` of Azure OpenAI calls.
+    pub azure_api_version: String,
     /// Turns true when a shutdown's grace period is over: every reply still streaming ends
     /// with `ModelFailure::ShuttingDown`, so the server can finish closing its connections.
     cut_short: Arc<tokio::sync::watch::Sender<bool>>,
@@ -82,7 +90,13 @@ impl ModelClients {
 
     pub fn new(bedrock: aws_sdk_bedrockruntime::Client, idle_limit: Duration) -> ModelClients {
         let cut_short = Arc::new(tokio::sync::watch::Sender::new(false));
-        ModelClients { bedrock, http: openai::http_client(), idle_limit, cut_short }
+        let azure_api_version = AZURE_API_VERSION.to_owned();
+        ModelClients { bedrock, http: openai::http_client(), idle_limit, azure_api_version, cut_short }
+    }
+
+    pub fn with_azure_api_version(mut self, version: String) -> ModelClients {
+        self.azure_api_version = version;
+        self
     }
 
     /// Ends every reply in flight (and any started from now on) with `ShuttingDown`.
@@ -104,6 +118,13 @@ pub enum Target {
         model: String,
         api_key: Option<ApiKey>,
     },
+    /// An `azure/DEPLOYMENT` identifier on the API platform: the endpoint is the Azure OpenAI
+    /// resource (`https://NAME.openai.azure.com`).
+    AzureOpenAi {
+        endpoint: String,
+        deployment: String,
+        api_key: Option<ApiKey>,
+    },
 }
 
 impl Target {
@@ -114,15 +135,17 @@ impl Target {
         api_key: Option<ApiKey>,
     ) -> Target {
         // The provider prefix is LiteLLM's; neither Bedrock nor the model server knows it.
-        let model = match ModelIdentifier::parse(platform, identifier) {
-            Ok(parsed) => parsed.provider_model().to_owned(),
-            Err(_) => identifier.to_owned(),
+        let (provider, model) = match ModelIdentifier::parse(platform, identifier) {
+            Ok(parsed) => (parsed.provider().map(str::to_owned), parsed.provider_model().to_owned()),
+            Err(_) => (None, identifier.to_owned()),
         };
+        let endpoint = endpoint.unwrap_or_default();
         match platform {
             Platform::Bedrock => Target::Bedrock { model_id: model },
-            Platform::OpenAiCompatible => {
-                Target::OpenAiCompatible { endpoint: endpoint.unwrap_or_default(), model, api_key }
+            Platform::OpenAiCompatible if provider.as_deref() == Some("azure") => {
+                Target::AzureOpenAi { endpoint, deployment: model, api_key }
             }
+            Platform::OpenAiCompatible => Target::OpenAiCompatible { endpoint, model, api_key },
         }
     }
 }
@@ -192,6 +215,10 @@ pub fn stream_reply(
                 }
                 Target::OpenAiCompatible { endpoint, model, api_key } => {
                     openai::stream(&clients, &endpoint, &model, api_key.as_ref(), &exchange, &mut reply).await
+                }
+                Target::AzureOpenAi { endpoint, deployment, api_key } => {
+                    azure::stream(&clients, &endpoint, &deployment, api_key.as_ref(), &exchange, &mut reply)
+                        .await
                 }
             }
         };

@@ -36,6 +36,23 @@ pub(super) async fn stream(
     exchange: &Exchange,
     reply: &mut Reply,
 ) -> Result<(), ModelFailure> {
+    let url = format!("{}/chat/completions", endpoint.trim_end_matches('/'));
+    let mut request = clients.http.post(&url).json(&chat_body(Some(model), exchange));
+    if let Some(key) = api_key {
+        request = request.bearer_auth(key.expose());
+    }
+    let sent_key = api_key.is_some();
+    read_reply(clients, request, reply, |status, body| describe_status(status, body, endpoint, sent_key))
+        .await
+        .map_err(|failure| match failure {
+            Unsent::Failed(failure) => failure,
+            Unsent::Unreachable(error) => describe_http_error(&error, endpoint),
+        })
+}
+
+/// The body of a chat completion: the conversation, streamed with its usage; `model` where the
+/// server picks the model from the body (not Azure, where the path names the deployment).
+pub(super) fn chat_body(model: Option<&str>, exchange: &Exchange) -> Value {
     let mut messages = Vec::new();
     if let Some(system) = &exchange.system {
         messages.push(json!({ "role": "system", "content": system }));
@@ -48,28 +65,55 @@ pub(super) async fn stream(
         messages.push(json!({ "role": role, "content": message.text }));
     }
     let mut body = json!({
-        "model": model,
         "messages": messages,
         "max_tokens": exchange.max_tokens,
         "stream": true,
         "stream_options": { "include_usage": true },
     });
+    if let Some(model) = model {
+        body["model"] = json!(model);
+    }
     if let Some(temperature) = exchange.temperature {
         body["temperature"] = json!(temperature);
     }
-    let url = format!("{}/chat/completions", endpoint.trim_end_matches('/'));
-    let mut request = clients.http.post(&url).json(&body);
-    if let Some(key) = api_key {
-        request = request.bearer_auth(key.expose());
+    body
+}
+
+/// Why a request got no reply to read.
+pub(super) enum Unsent {
+    Failed(ModelFailure),
+    /// The server could not be reached: the provider names it with its endpoint.
+    Unreachable(reqwest::Error),
+}
+
+impl From<ModelFailure> for Unsent {
+    fn from(failure: ModelFailure) -> Self {
+        Unsent::Failed(failure)
     }
+}
+
+/// Sends a chat completion and streams its reply (server-sent events, or one JSON document
+/// from a server that ignores `"stream"`); an error status is described by `describe`.
+pub(super) async fn read_reply(
+    clients: &ModelClients,
+    request: reqwest::RequestBuilder,
+    reply: &mut Reply,
+    describe: impl Fn(u16, &str) -> ModelFailure,
+) -> Result<(), Unsent> {
     let response = tokio::time::timeout(clients.idle_limit, request.send())
         .await
         .map_err(|_| ModelFailure::NoAnswer)?
-        .map_err(|error| describe_http_error(&error, endpoint))?;
+        .map_err(|error| {
+            if error.is_timeout() {
+                Unsent::Failed(ModelFailure::NoAnswer)
+            } else {
+                Unsent::Unreachable(error)
+            }
+        })?;
     let status = response.status();
     if !status.is_success() {
         let text = read_capped(response, MAX_ERROR_BODY, clients.idle_limit).await.unwrap_or_default();
-        return Err(describe_status(status.as_u16(), &text, endpoint, api_key.is_some()));
+        return Err(describe(status.as_u16(), &text).into());
     }
     let streaming = response
         .headers()
@@ -103,7 +147,8 @@ pub(super) async fn stream(
             if let Some(message) = error_message(&event) {
                 return Err(ModelFailure::Provider(format!(
                     "The self-hosted model server reported an error: {message}"
-                )));
+                ))
+                .into());
             }
             read_usage(&event, &mut reply.figures);
             if let Some(choice) = event["choices"].get(0) {
@@ -180,7 +225,7 @@ fn read_usage(event: &Value, figures: &mut Figures) {
 
 /// The message of either error shape: vLLM's older `{"object":"error","message":..}` or the
 /// newer `{"error":{"message":..}}`.
-fn error_message(body: &Value) -> Option<String> {
+pub(super) fn error_message(body: &Value) -> Option<String> {
     if body["object"] == "error" {
         return body["message"].as_str().map(str::to_owned);
     }

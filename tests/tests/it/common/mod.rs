@@ -8,6 +8,7 @@ use std::sync::Arc;
 use app::audit::ssr::Actor;
 use app::auth::Role;
 pub mod alone;
+pub mod fake_azure;
 pub mod fake_bedrock;
 pub mod fake_openai;
 pub mod logs;
@@ -81,6 +82,7 @@ pub struct AppBuilder {
     pool: PgPool,
     settings: RouterSettings,
     bedrock: aws_sdk_bedrockruntime::Client,
+    azure_api_version: Option<String>,
     grace: std::time::Duration,
 }
 
@@ -91,6 +93,7 @@ impl TestApp {
             settings: settings(),
             // Nothing listens on port 9 (discard): a Bedrock call fails fast unless a test brings a fake.
             bedrock: bedrock_client("http://127.0.0.1:9", true),
+            azure_api_version: None,
             grace: std::time::Duration::from_secs(5),
         }
     }
@@ -109,6 +112,12 @@ impl AppBuilder {
         self
     }
 
+    /// The `api-version` of Azure OpenAI calls, as `AZURE_OPENAI_API_VERSION` sets it.
+    pub fn azure_api_version(mut self, version: &str) -> Self {
+        self.azure_api_version = Some(version.to_owned());
+        self
+    }
+
     /// How long streaming replies may go on at shutdown.
     pub fn grace(mut self, grace: std::time::Duration) -> Self {
         self.grace = grace;
@@ -117,7 +126,11 @@ impl AppBuilder {
 
     pub async fn spawn(self) -> TestApp {
         let catalog = app::catalog::Catalog::load().expect("the catalog loads");
-        let clients = Arc::new(model_clients(self.bedrock));
+        let mut clients = model_clients(self.bedrock);
+        if let Some(version) = self.azure_api_version {
+            clients = clients.with_azure_api_version(version);
+        }
+        let clients = Arc::new(clients);
         let services = server::Services {
             pool: self.pool.clone(),
             prompts: Arc::new(app::chat::prompts::Prompts::load(&catalog).expect("the prompts load")),
