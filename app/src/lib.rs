@@ -6,6 +6,8 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod chat;
+#[cfg(feature = "ssr")]
+pub mod checks;
 pub mod configuration;
 pub mod error;
 pub mod features;

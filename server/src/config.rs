@@ -72,6 +72,16 @@ pub struct Config {
     #[arg(long, env = "MODEL_IDLE_TIMEOUT_SECONDS", default_value_t = 30, global = true)]
     pub model_idle_timeout_seconds: u64,
 
+    /// Minutes between two rounds of scheduled checks (each model a feature uses is asked
+    /// GitLab's probe, and the outcome joins its history); 0 turns them off. With several
+    /// replicas, one of them runs each round.
+    #[arg(long, env = "CHECK_INTERVAL_MINUTES", default_value_t = 5, global = true)]
+    pub check_interval_minutes: u64,
+
+    /// Days a model's tests are kept in its history.
+    #[arg(long, env = "TEST_HISTORY_DAYS", default_value_t = 30, global = true)]
+    pub test_history_days: i32,
+
     /// The Azure OpenAI REST API version sent with every call to an `azure/DEPLOYMENT` model.
     #[arg(long, env = "AZURE_OPENAI_API_VERSION", default_value = app::chat::client::AZURE_API_VERSION, global = true)]
     pub azure_openai_api_version: String,

@@ -89,6 +89,17 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             .await
             .with_azure_api_version(config.azure_openai_api_version.clone()),
     );
+    let checks = (config.check_interval_minutes > 0).then(|| {
+        let checks = app::checks::Checks {
+            pool: database.pool.clone(),
+            clients: model_clients.clone(),
+            master_keys: master_keys.clone(),
+            interval: std::time::Duration::from_secs(config.check_interval_minutes * 60),
+            history_days: config.test_history_days.max(1),
+        };
+        let replica = format!("{} (pid {})", config.listen, std::process::id());
+        tokio::spawn(checks.run_forever(replica))
+    });
     let services = Services {
         pool: database.pool.clone(),
         catalog,
@@ -103,6 +114,9 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         server::serve_with(listener, app, model_clients, shutdown_signal(), grace, &settings.limits).await;
 
     expired_sessions.abort();
+    if let Some(checks) = checks {
+        checks.abort();
+    }
     database.pool.close().await;
     if let Some(cluster) = database.cluster {
         cluster.stop().await?;

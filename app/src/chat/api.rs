@@ -71,7 +71,7 @@ pub mod ssr {
     use crate::configuration::api::ssr::exchange_limit;
     use crate::models::domain::{KEY_NEEDED_FOR_NEW_ENDPOINT, KeyAction, LastTest, origin_of};
     use crate::models::secrets::{ApiKey, MasterKeys};
-    use crate::models::store::{self, CallableModel};
+    use crate::models::store::{self, CallableModel, TestKind};
 
     /// What a conversation with a model needs, from the request's context.
     struct Talk {
@@ -142,7 +142,8 @@ pub mod ssr {
             }
         }
         if let Some(id) = id {
-            record_last_test(&state.pool, id, &outcome, CONNECTED).await;
+            record_last_test(&state.pool, id, &outcome, CONNECTED, &user.username, TestKind::TestConnection)
+                .await;
         }
         Ok(match outcome {
             Ok(figures) => ConnectionTest { ok: true, message: CONNECTED.to_owned(), reply, figures },
@@ -192,19 +193,19 @@ pub mod ssr {
     }
 
     pub async fn chat_with_model(model_id: i64, messages: String) -> Result<TextStream<AppError>, AppError> {
-        require_admin().await?;
+        let user = require_admin().await?;
         let state = talk();
         let messages = conversation(&messages)?;
         let model = store::callable(&state.pool, model_id).await?;
         let exchange = Exchange { system: None, messages, max_tokens: 512, temperature: None };
-        stream_lines(&state, model_id, model, exchange, None).await
+        stream_lines(&state, user.username, model_id, model, exchange, None).await
     }
 
     pub async fn chat_with_feature(
         feature: String,
         messages: String,
     ) -> Result<TextStream<AppError>, AppError> {
-        require_admin().await?;
+        let user = require_admin().await?;
         let state = talk();
         let messages = conversation(&messages)?;
         let feature = state.catalog.feature(&feature).ok_or(AppError::NotFound)?;
@@ -227,12 +228,13 @@ pub mod ssr {
             max_tokens: prompt.as_ref().map(|p| p.max_tokens).unwrap_or(512),
             temperature: prompt.and_then(|p| p.temperature),
         };
-        stream_lines(&state, model_id, model, exchange, Some(answering)).await
+        stream_lines(&state, user.username, model_id, model, exchange, Some(answering)).await
     }
 
     /// The reply as `ChatEvent` lines; its outcome becomes the model's last test.
     async fn stream_lines(
         state: &Talk,
+        ran_by: String,
         model_id: i64,
         model: CallableModel,
         exchange: Exchange,
@@ -244,16 +246,15 @@ pub mod ssr {
         let pool = state.pool.clone();
         let first = futures::stream::iter(answering.map(ChatEvent::Answering));
         let reply = stream_reply(&state.clients, target, exchange, limit).then(move |event| {
-            let pool = pool.clone();
+            let (pool, ran_by) = (pool.clone(), ran_by.clone());
             async move {
-                match &event {
-                    ReplyEvent::Done(figures) => {
-                        record_last_test(&pool, model_id, &Ok(figures.clone()), "Answered").await
-                    }
-                    ReplyEvent::Failed(failure) => {
-                        record_last_test(&pool, model_id, &Err(failure.clone()), "").await
-                    }
-                    ReplyEvent::Text(_) => {}
+                let outcome = match &event {
+                    ReplyEvent::Done(figures) => Some(Ok(figures.clone())),
+                    ReplyEvent::Failed(failure) => Some(Err(failure.clone())),
+                    ReplyEvent::Text(_) => None,
+                };
+                if let Some(outcome) = outcome {
+                    record_last_test(&pool, model_id, &outcome, "Answered", &ran_by, TestKind::Chat).await;
                 }
                 ChatEvent::from(event)
             }
@@ -262,19 +263,23 @@ pub mod ssr {
         Ok(TextStream::new(lines))
     }
 
-    /// Records an exchange's outcome as the model's last test (`success` names a success). A
-    /// reply cut short by a shutdown says nothing about the model, so it is not recorded.
-    async fn record_last_test(
+    /// Records an exchange's outcome as the model's last test and in its history (`success`
+    /// names a success). A reply cut short by a shutdown says nothing about the model, so it is
+    /// not recorded.
+    pub async fn record_last_test(
         db: &sqlx::PgPool,
         id: i64,
         outcome: &Result<Figures, ModelFailure>,
         success: &str,
+        ran_by: &str,
+        kind: TestKind,
     ) {
         let (ok, message, figures) = match outcome {
             Err(ModelFailure::ShuttingDown) => return,
             Ok(figures) => (true, success.to_owned(), figures.clone()),
             Err(failure) => (false, failure.to_string(), Figures::default()),
         };
-        store::record_last_test(db, id, &LastTest { ok, message, figures, at: chrono::Utc::now() }).await;
+        let last = LastTest { ok, message, figures, at: chrono::Utc::now() };
+        store::record_test(db, id, &last, ran_by, kind).await;
     }
 }

@@ -360,13 +360,67 @@ pub async fn callable(db: impl PgExecutor<'_>, id: i64) -> Result<CallableModel,
     })
 }
 
-/// Best effort: a failure to record the status must not hide the test's own outcome.
-pub async fn record_last_test(db: impl PgExecutor<'_>, id: i64, last: &LastTest) {
-    let Ok(value) = serde_json::to_value(last) else { return };
-    if let Err(error) = sqlx::query!("UPDATE self_hosted_models SET last_test = $2 WHERE id = $1", id, value)
-        .execute(db)
-        .await
-    {
-        tracing::warn!(%error, "could not record a model's last test");
+/// How a test came about, as its history records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestKind {
+    TestConnection,
+    Chat,
+    Scheduled,
+}
+
+impl TestKind {
+    pub fn key(self) -> &'static str {
+        match self {
+            TestKind::TestConnection => "test_connection",
+            TestKind::Chat => "chat",
+            TestKind::Scheduled => "scheduled",
+        }
     }
+}
+
+/// Records a test: it becomes the model's last test, and a row of its history. Best effort: a
+/// failure to record must not hide the test's own outcome.
+pub async fn record_test(db: &sqlx::PgPool, id: i64, last: &LastTest, ran_by: &str, kind: TestKind) {
+    let Ok(value) = serde_json::to_value(last) else { return };
+    let figures = &last.figures;
+    let recorded = sqlx::query!(
+        r#"WITH last AS (UPDATE self_hosted_models SET last_test = $2 WHERE id = $1 RETURNING id)
+           INSERT INTO model_tests
+             (model_id, ran_by, kind, ok, message, total_ms, first_token_ms, input_tokens, output_tokens)
+           SELECT id, $3, $4, $5, $6, $7, $8, $9, $10 FROM last"#,
+        id,
+        value,
+        ran_by,
+        kind.key(),
+        last.ok,
+        last.message,
+        figures.total_ms as i64,
+        figures.first_token_ms.map(|ms| ms as i64),
+        figures.input_tokens,
+        figures.output_tokens,
+    )
+    .execute(db)
+    .await;
+    if let Err(error) = recorded {
+        tracing::warn!(%error, "could not record a model's test");
+    }
+}
+
+/// Ids of the models some feature uses: what the scheduled checks test.
+pub async fn in_use(db: impl PgExecutor<'_>) -> Result<Vec<i64>, AppError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT DISTINCT self_hosted_model_id AS "id!" FROM feature_settings
+           WHERE provider = 'self_hosted' AND self_hosted_model_id IS NOT NULL ORDER BY 1"#
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Forgets tests older than `days`. Returns how many were removed.
+pub async fn prune_tests(db: impl PgExecutor<'_>, days: i32) -> Result<u64, AppError> {
+    let removed =
+        sqlx::query!("DELETE FROM model_tests WHERE ran_at < now() - make_interval(days => $1)", days)
+            .execute(db)
+            .await?;
+    Ok(removed.rows_affected())
 }

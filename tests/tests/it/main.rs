@@ -11,6 +11,7 @@ mod common;
 mod azure;
 mod browser;
 mod chat;
+mod checks;
 mod faults;
 mod features;
 mod model_trust;

@@ -1,0 +1,155 @@
+//! Scheduled checks: a round asks every model a feature uses for GitLab's probe and records
+//! the outcome in its history; among replicas, one runs each round; history is pruned.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::common::fake_bedrock::FakeBedrock;
+use crate::common::*;
+use app::auth::Role;
+use app::checks::{Checks, Round, SCHEDULED_BY};
+
+fn checks(pool: &PgPool, bedrock_url: &str) -> Checks {
+    Checks {
+        pool: pool.clone(),
+        clients: Arc::new(model_clients(bedrock_client(bedrock_url, true))),
+        master_keys: Arc::new(test_master_keys()),
+        interval: Duration::from_secs(300),
+        history_days: 30,
+    }
+}
+
+/// Two models a feature uses (one answers, one's server is down) and one nobody uses.
+async fn models_in_use(pool: &PgPool) -> (i64, i64, i64) {
+    let id = |name: &'static str| async move {
+        sqlx::query_scalar::<_, i64>("SELECT id FROM self_hosted_models WHERE name = $1")
+            .bind(name)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+    sqlx::query(
+        "INSERT INTO self_hosted_models (name, platform, model_family, endpoint, identifier) VALUES
+           ('Claude', 'bedrock', 'claude_3', NULL, 'bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0'),
+           ('Down', 'api', 'mistral', 'http://127.0.0.1:9/v1', 'custom_openai/m'),
+           ('Unused', 'api', 'mistral', 'http://127.0.0.1:9/v1', 'custom_openai/m')",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let (claude, down, unused) = (id("Claude").await, id("Down").await, id("Unused").await);
+    sqlx::query(
+        "INSERT INTO feature_settings (feature, provider, self_hosted_model_id) VALUES
+           ('duo_chat', 'self_hosted', $1), ('code_generations', 'self_hosted', $2), ('code_completions', 'self_hosted', $2)",
+    )
+    .bind(claude)
+    .bind(down)
+    .execute(pool)
+    .await
+    .unwrap();
+    (claude, down, unused)
+}
+
+async fn history(pool: &PgPool, model: i64) -> Vec<(String, String, bool, String)> {
+    sqlx::query_as("SELECT ran_by, kind, ok, message FROM model_tests WHERE model_id = $1 ORDER BY id")
+        .bind(model)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_round_tests_each_model_in_use_and_records_it_in_the_history(pool: PgPool) {
+    let bedrock = FakeBedrock::start().await;
+    let (claude, down, unused) = models_in_use(&pool).await;
+
+    let round = checks(&pool, &bedrock.url).run_if_due("replica-1").await.unwrap();
+
+    assert_eq!(
+        round,
+        Some(Round { tested: 2, answered: 1, pruned: 0 }),
+        "each model once, however many features"
+    );
+    let answered = history(&pool, claude).await;
+    assert_eq!(answered.len(), 1);
+    assert_eq!(
+        (answered[0].0.as_str(), answered[0].1.as_str(), answered[0].2),
+        (SCHEDULED_BY, "scheduled", true)
+    );
+    let failed = history(&pool, down).await;
+    assert!(!failed[0].2 && failed[0].3.contains("Could not connect to http://127.0.0.1:9/v1"), "{failed:?}");
+    assert!(history(&pool, unused).await.is_empty(), "a model no feature uses is not probed");
+    let last_test: serde_json::Value =
+        sqlx::query_scalar("SELECT last_test FROM self_hosted_models WHERE id = $1")
+            .bind(down)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(last_test["ok"], serde_json::json!(false), "the list's last test follows");
+    let sent = bedrock.last_body.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"][0]["text"],
+        serde_json::json!("Just say hello."),
+        "GitLab's probe"
+    );
+    assert_eq!(sent["inferenceConfig"]["maxTokens"], serde_json::json!(16));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn among_two_replicas_one_runs_each_round(pool: PgPool) {
+    let bedrock = FakeBedrock::start().await;
+    let (claude, _, _) = models_in_use(&pool).await;
+    let other_pool =
+        sqlx::postgres::PgPoolOptions::new().connect_with((*pool.connect_options()).clone()).await.unwrap();
+    let (one, two) = (checks(&pool, &bedrock.url), checks(&other_pool, &bedrock.url));
+
+    let (first, second) = tokio::join!(one.run_if_due("one"), two.run_if_due("two"));
+
+    let ran: Vec<_> = [first.unwrap(), second.unwrap()].into_iter().flatten().collect();
+    assert_eq!(ran.len(), 1, "exactly one replica ran the round");
+    assert_eq!(history(&pool, claude).await.len(), 1);
+    assert_eq!(one.run_if_due("one").await.unwrap(), None, "the next round is not due yet");
+    // A replica that died mid-round left nothing locked: the next round runs when due.
+    sqlx::query("UPDATE check_schedule SET next_due = now()").execute(&pool).await.unwrap();
+    assert!(two.run_if_due("two").await.unwrap().is_some());
+    assert_eq!(history(&pool, claude).await.len(), 2);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_round_forgets_tests_older_than_the_history_period(pool: PgPool) {
+    let (claude, _, _) = models_in_use(&pool).await;
+    sqlx::query(
+        "INSERT INTO model_tests (model_id, ran_at, ran_by, kind, ok, message, total_ms) VALUES
+           ($1, now() - interval '31 days', 'ada', 'chat', true, 'Answered', 10),
+           ($1, now() - interval '29 days', 'ada', 'chat', true, 'Answered', 10)",
+    )
+    .bind(claude)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let round = checks(&pool, "http://127.0.0.1:9").run_if_due("replica").await.unwrap().unwrap();
+
+    assert_eq!(round.pruned, 1);
+    assert_eq!(history(&pool, claude).await.len(), 2, "the recent one and this round's");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn tests_by_hand_and_chats_join_the_history_with_who_ran_them(pool: PgPool) {
+    let bedrock = FakeBedrock::start().await;
+    let app =
+        TestApp::builder(pool).bedrock(bedrock_client(&bedrock.url, true)).spawn_signed_in(Role::Admin).await;
+    let id = app.save_model(&bedrock_form("bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0")).await;
+    let mut edit = bedrock_form("bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0");
+    edit.push(("id", id.to_string()));
+
+    assert!(app.test_connection(&edit).await.ok);
+    app.chat(id, "Hello").await;
+
+    let rows = history(&app.pool, id).await;
+    let kinds: Vec<(&str, &str, bool)> =
+        rows.iter().map(|(by, kind, ok, _)| (by.as_str(), kind.as_str(), *ok)).collect();
+    assert_eq!(kinds, [("ada", "test_connection", true), ("ada", "chat", true)]);
+}
