@@ -72,6 +72,11 @@ pub struct Config {
     #[arg(long, env = "MODEL_IDLE_TIMEOUT_SECONDS", default_value_t = 30, global = true)]
     pub model_idle_timeout_seconds: u64,
 
+    /// The bearer token that `GET /metrics` (Prometheus text format) asks for. Unset: there is
+    /// no /metrics.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, global = true)]
+    pub metrics_token: Option<String>,
+
     /// Minutes between two rounds of scheduled checks (each model a feature uses is asked
     /// GitLab's probe, and the outcome joins its history); 0 turns them off. With several
     /// replicas, one of them runs each round.

@@ -7,6 +7,7 @@ pub mod database;
 pub mod devices;
 pub mod health;
 pub mod keys;
+pub mod metrics;
 pub mod postgres;
 pub mod sessions;
 pub mod throttle;
@@ -55,6 +56,8 @@ pub struct RouterSettings {
     pub sign_in_throttle: ThrottlePolicy,
     pub trust_forwarded_for: bool,
     pub limits: Limits,
+    /// The bearer token of `GET /metrics`; none, no such endpoint.
+    pub metrics_token: Option<String>,
 }
 
 /// Bounds on what one client, or a flood of them, can make the server do.
@@ -102,6 +105,7 @@ impl From<&Config> for RouterSettings {
                 std::time::Duration::from_secs(config.sign_in_lock_minutes.max(1) * 60),
             ),
             trust_forwarded_for: config.trust_forwarded_for,
+            metrics_token: config.metrics_token.clone(),
             limits: Limits {
                 password_checks: config.sign_in_password_checks.unwrap_or_else(users::cores),
                 password_queue_timeout: StdDuration::from_secs(config.sign_in_queue_seconds),
@@ -181,6 +185,7 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         move |request| handle_server_fns_with_context(context.clone(), request)
     };
     let site_root = Path::new(&settings.site_root);
+    let metrics = Arc::new(metrics::Metrics::new(settings.metrics_token.as_deref()));
 
     let mut moved = Router::new();
     for &(old, new) in MOVED {
@@ -213,6 +218,9 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         .route_service("/favicon.ico", ServeFile::new(site_root.join("favicon.ico")))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        // Its own bearer token, not a session: scrapers sign in to nothing.
+        .route(metrics::METRICS_PATH, get(metrics::scrape))
+        .layer(Extension(metrics.clone()))
         .merge(moved)
         .layer(axum::middleware::from_fn(auth::same_site_only))
         // Forms and chat messages are small; anything larger is refused before it is read.
@@ -232,6 +240,7 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
             HeaderValue::from_static(NO_SCRIPT_POLICY),
         ))
         .layer(axum::middleware::from_fn_with_state(settings.limits.request_timeout, time_limit))
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::count))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(settings.trust_forwarded_for, auth::client_address))
         .with_state(state)
@@ -296,6 +305,8 @@ pub enum Access {
     Public,
     /// Signed-in users; changes (every non-GET) by admins only.
     SignedIn,
+    /// Whoever presents `METRICS_TOKEN` as a bearer token; nobody while it is unset.
+    BearerToken,
 }
 
 /// One route the console answers. Paths keep their parameters (`{id}`).
@@ -327,6 +338,7 @@ pub fn route_inventory() -> Vec<RouteInfo> {
         (Method::POST, auth::END_SESSIONS_PATH.to_owned()),
     ];
     routes.extend(auth::PUBLIC_PATHS.iter().map(|path| (Method::GET, (*path).to_owned())));
+    routes.push((Method::GET, metrics::METRICS_PATH.to_owned()));
     routes.extend(MOVED.iter().map(|(old, _)| (Method::GET, (*old).to_owned())));
     for listing in generate_route_list(App) {
         for method in listing.methods() {
@@ -346,7 +358,14 @@ pub fn route_inventory() -> Vec<RouteInfo> {
         .into_iter()
         .map(|(method, path)| {
             let public = auth::is_public(&path) || MOVED.iter().any(|(old, _)| *old == path);
-            RouteInfo { method, path, access: if public { Access::Public } else { Access::SignedIn } }
+            let access = if path == metrics::METRICS_PATH {
+                Access::BearerToken
+            } else if public {
+                Access::Public
+            } else {
+                Access::SignedIn
+            };
+            RouteInfo { method, path, access }
         })
         .collect();
     routes.sort_by(|a, b| (&a.path, a.method.as_str()).cmp(&(&b.path, b.method.as_str())));

@@ -240,6 +240,23 @@ pub mod ssr {
         Ok(())
     }
 
+    /// Each visible feature with the name of the model that serves it now (its own or its
+    /// fallback's), if any: what `/metrics` reports per feature.
+    pub async fn served_by(
+        db: &sqlx::PgPool,
+        catalog: &Catalog,
+        beta: bool,
+    ) -> Result<Vec<(String, Option<i64>)>, AppError> {
+        let models = store::summaries(db).await?;
+        let assignments = assignments(db, &models).await?;
+        Ok(catalog
+            .features
+            .iter()
+            .filter(|feature| beta || !feature.release.needs_beta())
+            .map(|feature| (feature.key.clone(), effective_model(catalog, feature, &assignments).model_id()))
+            .collect())
+    }
+
     /// The model that really serves a feature (its own, or the fallback's) and, when borrowed,
     /// the title of the feature it is borrowed from. `None` when disabled or unassigned.
     pub async fn resolve_model(

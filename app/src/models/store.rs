@@ -424,3 +424,60 @@ pub async fn prune_tests(db: impl PgExecutor<'_>, days: i32) -> Result<u64, AppE
             .await?;
     Ok(removed.rows_affected())
 }
+
+/// A model's health as `/metrics` reports it, from its last test and its history.
+pub struct ModelHealth {
+    pub id: i64,
+    pub name: String,
+    pub last_ok: Option<bool>,
+    pub last_total_ms: Option<i64>,
+    pub answered: i64,
+    pub failed: i64,
+    /// Answered tests by bucket: how many took at most each of `bucket_ms` (cumulative).
+    pub latency_buckets: Vec<i64>,
+    pub latency_sum_ms: i64,
+    pub first_token_buckets: Vec<i64>,
+    pub first_token_sum_ms: i64,
+    pub first_token_count: i64,
+}
+
+/// Every model's health, with cumulative counts of answered tests under each of `bucket_ms`.
+pub async fn health(db: impl PgExecutor<'_>, bucket_ms: &[i64]) -> Result<Vec<ModelHealth>, AppError> {
+    let rows = sqlx::query!(
+        r#"SELECT m.id, m.name,
+                  (m.last_test->>'ok')::boolean AS last_ok,
+                  (m.last_test->'figures'->>'total_ms')::bigint AS last_total_ms,
+                  count(t.id) FILTER (WHERE t.ok) AS "answered!",
+                  count(t.id) FILTER (WHERE NOT t.ok) AS "failed!",
+                  ARRAY(SELECT count(a.id) FROM unnest($1::bigint[]) AS b(le)
+                        LEFT JOIN model_tests a ON a.model_id = m.id AND a.ok AND a.total_ms <= b.le
+                        GROUP BY b.le ORDER BY b.le) AS "latency_buckets!",
+                  coalesce(sum(t.total_ms) FILTER (WHERE t.ok), 0)::bigint AS "latency_sum!",
+                  ARRAY(SELECT count(a.id) FROM unnest($1::bigint[]) AS b(le)
+                        LEFT JOIN model_tests a ON a.model_id = m.id AND a.ok AND a.first_token_ms <= b.le
+                        GROUP BY b.le ORDER BY b.le) AS "first_token_buckets!",
+                  coalesce(sum(t.first_token_ms) FILTER (WHERE t.ok), 0)::bigint AS "first_token_sum!",
+                  count(t.first_token_ms) FILTER (WHERE t.ok) AS "first_token_count!"
+           FROM self_hosted_models m LEFT JOIN model_tests t ON t.model_id = m.id
+           GROUP BY m.id ORDER BY lower(m.name), m.id"#,
+        bucket_ms
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| ModelHealth {
+            id: row.id,
+            name: row.name,
+            last_ok: row.last_ok,
+            last_total_ms: row.last_total_ms,
+            answered: row.answered,
+            failed: row.failed,
+            latency_buckets: row.latency_buckets,
+            latency_sum_ms: row.latency_sum,
+            first_token_buckets: row.first_token_buckets,
+            first_token_sum_ms: row.first_token_sum,
+            first_token_count: row.first_token_count,
+        })
+        .collect())
+}

@@ -14,6 +14,7 @@ mod chat;
 mod checks;
 mod faults;
 mod features;
+mod metrics;
 mod model_trust;
 mod models;
 mod offline_queries;

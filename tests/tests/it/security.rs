@@ -28,6 +28,7 @@ fn the_inventory_holds_the_pages_server_functions_and_public_exceptions() {
     assert!(has(Method::POST, "/api/save_self_hosted_model", Access::SignedIn));
     assert!(has(Method::GET, "/api/self_hosted_models", Access::SignedIn));
     assert!(has(Method::POST, "/users/sign_out", Access::SignedIn));
+    assert!(has(Method::GET, "/metrics", Access::BearerToken));
     // The exceptions, all of them: sign-in, probes, the icon, GitLab's moved addresses.
     let public: Vec<_> =
         routes.iter().filter(|r| r.access == Access::Public).map(|r| r.path.as_str()).collect();

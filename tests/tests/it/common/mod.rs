@@ -22,6 +22,9 @@ use server::RouterSettings;
 use server::throttle::ThrottlePolicy;
 use sqlx::PgPool;
 
+/// The bearer token of the tests' /metrics.
+pub const METRICS_TOKEN: &str = "metrics-token-planted-7c1d";
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
@@ -48,6 +51,7 @@ pub fn settings() -> RouterSettings {
         },
         trust_forwarded_for: false,
         limits: server::Limits::default(),
+        metrics_token: Some(METRICS_TOKEN.to_owned()),
     }
 }
 
