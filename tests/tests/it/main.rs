@@ -12,6 +12,7 @@ mod browser;
 mod chat;
 mod faults;
 mod features;
+mod listbox;
 mod model_trust;
 mod models;
 mod offline_queries;
