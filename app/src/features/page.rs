@@ -210,7 +210,8 @@ fn FeatureRowView(
                     />
                     {apply_to_all.map(|ApplyToAll { enabled, tooltip }| {
                         let feature = key.clone();
-                        let label = format!("Apply the {title} model to all {section} sub-features");
+                        // The accessible name starts with the visible text, as speech input users say it.
+                        let label = format!("Apply to all: the {title} model to every {section} sub-feature");
                         view! {
                             <button
                                 type="button"

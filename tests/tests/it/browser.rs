@@ -264,7 +264,7 @@ impl Page {
     }
 
     /// Waits until the models table lists `name`.
-    async fn listed_model(&self, name: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn listed_model(&self, name: &str) -> fantoccini::elements::Element {
         self.find(Locator::XPath(&format!("//tr[@data-model-name={}]", xpath_literal(name)))).await
     }
 }

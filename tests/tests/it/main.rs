@@ -8,6 +8,7 @@
 
 mod common;
 
+mod accessibility;
 mod browser;
 mod chat;
 mod faults;
