@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs whatever is missing to build and run the console (and, with --with-browser, to run
 # the browser tests). Safe to run again: each step checks first. Downloads come only from the
-# package registries (Debian's packages and crates.io); no tool fetches a prebuilt binary.
+# package registries (Debian's packages, crates.io and, for the browser tests' accessibility
+# checker, npm); no tool fetches a prebuilt binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 if $with_browser; then
   command -v chromium >/dev/null || apt_packages+=(chromium)
   command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
+  command -v npm >/dev/null || apt_packages+=(npm)
 fi
 if ((${#apt_packages[@]})); then
   echo "setup: installing ${apt_packages[*]}"
@@ -36,4 +38,13 @@ if [[ "$have" != "$wanted" ]]; then
   echo "setup: installing wasm-bindgen-cli $wanted (about 5 minutes, once)"
   # Not --locked: its own lock file names a crate version the registry no longer serves.
   cargo install wasm-bindgen-cli --version "$wanted" --quiet
+fi
+
+# axe-core, which the browser tests inject into each page to check its accessibility. Kept in
+# target/tools (ignored by git), pinned so every run checks by the same rules.
+axe_version=4.14.1
+if $with_browser && [[ "$(node -p "require('./target/tools/node_modules/axe-core/package.json').version" 2>/dev/null)" != "$axe_version" ]]; then
+  echo "setup: installing axe-core $axe_version"
+  mkdir -p target/tools
+  npm install --prefix target/tools --no-audit --no-fund --no-save "axe-core@$axe_version" >/dev/null
 fi

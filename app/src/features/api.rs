@@ -89,12 +89,16 @@ pub mod ssr {
     }
 
     pub async fn load_features() -> Result<FeaturesPage, AppError> {
-        current_user().await?;
+        let user = current_user().await?;
         let pool = pool();
         let beta = beta_enabled(&pool).await?;
         let models = store::summaries(&pool).await?;
         let assignments = assignments(&pool, &models).await?;
-        Ok(FeaturesPage { sections: sections(&catalog(), &models, &assignments, beta), beta_enabled: beta })
+        Ok(FeaturesPage {
+            sections: sections(&catalog(), &models, &assignments, beta),
+            beta_enabled: beta,
+            can_add_models: user.is_admin(),
+        })
     }
 
     /// The feature, if the admin may configure it now.

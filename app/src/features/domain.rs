@@ -76,4 +76,6 @@ pub struct SectionView {
 pub struct FeaturesPage {
     pub sections: Vec<SectionView>,
     pub beta_enabled: bool,
+    /// The dropdowns' "Add self-hosted model" footer: only admins may add models.
+    pub can_add_models: bool,
 }

@@ -11,7 +11,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use sqlx::PgPool;
 
 /// A headless Chromium session, and the chromedriver behind it.
-struct Browser {
+pub(crate) struct Browser {
     page: Page,
     driver: tokio::process::Child,
     profile: std::path::PathBuf,
@@ -19,12 +19,12 @@ struct Browser {
 
 /// What a scenario drives: the browser's current page, found by visible texts.
 #[derive(Clone)]
-struct Page {
-    client: Client,
+pub(crate) struct Page {
+    pub(crate) client: Client,
 }
 
 impl Browser {
-    async fn start() -> Browser {
+    pub(crate) async fn start() -> Browser {
         let port = free_port();
         let driver = tokio::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -62,7 +62,7 @@ impl Browser {
     }
 
     /// Runs a scenario; if it fails, saves a screenshot to target/browser-failures/ first.
-    async fn run<F>(mut self, name: &str, scenario: impl FnOnce(Page) -> F)
+    pub(crate) async fn run<F>(mut self, name: &str, scenario: impl FnOnce(Page) -> F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
@@ -88,7 +88,7 @@ impl Browser {
 
 impl Page {
     /// Waits for an element and returns it.
-    async fn find(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
+    pub(crate) async fn find(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(Duration::from_secs(10))
@@ -97,23 +97,23 @@ impl Page {
             .unwrap_or_else(|error| panic!("{locator:?} did not appear: {error}"))
     }
 
-    async fn text_appears(&self, text: &str) {
+    pub(crate) async fn text_appears(&self, text: &str) {
         let xpath = format!("//*[contains(normalize-space(.), {})]", xpath_literal(text));
         self.find(Locator::XPath(&xpath)).await;
     }
 
     /// The input labelled `label`, as a person finds it.
-    async fn field(&self, label: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn field(&self, label: &str) -> fantoccini::elements::Element {
         let xpath = format!("//input[@id=//label[normalize-space()={}]/@for]", xpath_literal(label));
         self.find(Locator::XPath(&xpath)).await
     }
 
-    async fn button(&self, text: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn button(&self, text: &str) -> fantoccini::elements::Element {
         let xpath = format!("//button[normalize-space()={}]", xpath_literal(text));
         self.find(Locator::XPath(&xpath)).await
     }
 
-    async fn link(&self, text: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn link(&self, text: &str) -> fantoccini::elements::Element {
         let xpath = format!("//a[normalize-space()={}]", xpath_literal(text));
         self.find(Locator::XPath(&xpath)).await
     }
@@ -121,7 +121,11 @@ impl Page {
     /// Clicks `target` until `then` appears, and returns `then`. Right after a page loads, its
     /// buttons are the server's HTML until the browser bundle has hydrated them, which takes
     /// longer on a busy machine: a click before that does nothing, so it is clicked again.
-    async fn click_until(&self, target: Locator<'_>, then: Locator<'_>) -> fantoccini::elements::Element {
+    pub(crate) async fn click_until(
+        &self,
+        target: Locator<'_>,
+        then: Locator<'_>,
+    ) -> fantoccini::elements::Element {
         for _ in 0..10 {
             self.find(target).await.click().await.expect("the target can be clicked");
             if let Ok(found) = self.client.wait().at_most(Duration::from_secs(2)).for_element(then).await {
@@ -131,7 +135,7 @@ impl Page {
         panic!("clicking {target:?} never brought {then:?}");
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         let url = self.client.current_url().await.expect("a current URL");
         match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
@@ -141,7 +145,7 @@ impl Page {
 }
 
 /// Keeps a picture of a page for people to look at: target/screenshots/NAME.png.
-async fn save_screenshot(page: &Page, name: &str) {
+pub(crate) async fn save_screenshot(page: &Page, name: &str) {
     if let Ok(png) = page.client.screenshot().await {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
         let _ = std::fs::create_dir_all(&dir);
@@ -156,7 +160,7 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn xpath_literal(text: &str) -> String {
+pub(crate) fn xpath_literal(text: &str) -> String {
     if text.contains('\'') { format!("\"{text}\"") } else { format!("'{text}'") }
 }
 
@@ -224,7 +228,25 @@ async fn a_wrong_password_shows_gitlabs_message_and_keeps_the_login(pool: PgPool
 }
 
 impl Page {
-    async fn select(&self, label: &str, option: &str) {
+    /// Picks `option` in the model dropdown of the feature labelled `label`, as a person does:
+    /// opens it, types a part of the option to narrow the list, and clicks the option.
+    pub(crate) async fn pick(&self, label: &str, search: &str, option: &str) {
+        let id = format!("//label[normalize-space()={}]/@for", xpath_literal(label));
+        let trigger = format!("//button[@id=concat({id}, '-trigger')]");
+        let search_box = format!("//input[@role='combobox'][@aria-controls=concat({id}, '-listbox')]");
+        self.click_until(Locator::XPath(&trigger), Locator::XPath(&search_box))
+            .await
+            .send_keys(search)
+            .await
+            .expect("the search box takes text");
+        let choice = format!(
+            "//ul[@id=concat({id}, '-listbox')]//li[@role='option'][normalize-space()={}]",
+            xpath_literal(option)
+        );
+        self.find(Locator::XPath(&choice)).await.click().await.expect("the option can be picked");
+    }
+
+    pub(crate) async fn select(&self, label: &str, option: &str) {
         let xpath = format!(
             "//select[@id=//label[normalize-space()={}]/@for]//option[normalize-space()={}]",
             xpath_literal(label),
@@ -233,7 +255,7 @@ impl Page {
         self.find(Locator::XPath(&xpath)).await.click().await.expect("the option can be chosen");
     }
 
-    async fn sign_in_as(&self, base: &str, login: &str) {
+    pub(crate) async fn sign_in_as(&self, base: &str, login: &str) {
         self.client.goto(&format!("{base}/users/sign_in")).await.unwrap();
         self.field("Username or primary email").await.send_keys(login).await.unwrap();
         self.field("Password").await.send_keys(PASSWORD).await.unwrap();
@@ -242,7 +264,7 @@ impl Page {
     }
 
     /// Waits until the models table lists `name`.
-    async fn listed_model(&self, name: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn listed_model(&self, name: &str) -> fantoccini::elements::Element {
         self.find(Locator::XPath(&format!("//tr[@data-model-name={}]", xpath_literal(name)))).await
     }
 }
@@ -362,7 +384,7 @@ async fn an_admin_assigns_models_to_features_applies_to_all_and_turns_beta_on(po
             b.text_appears("Assign a model to enable this feature").await;
             save_screenshot(&b, "features").await;
 
-            b.select("General Chat", "Claude (Claude)").await;
+            b.pick("General Chat", "clau", "Claude (Claude)").await;
             b.text_appears("Successfully updated GitLab Duo Chat / General Chat").await;
             b.text_appears("Uses the General Chat model: Claude").await;
 
@@ -376,9 +398,16 @@ async fn an_admin_assigns_models_to_features_applies_to_all_and_turns_beta_on(po
                 .unwrap();
             let claude: i64 = sqlx::query_scalar("SELECT id FROM self_hosted_models").fetch_one(&app.pool).await.unwrap();
             assert_eq!(selected, Some(claude.to_string()));
+            let shown = b
+                .find(Locator::XPath("//button[@id=concat(//label[normalize-space()='General Chat']/@for, '-trigger')]"))
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert!(shown.starts_with("Claude (Claude)"), "the dropdown shows the stored model: {shown}");
 
             // "Apply to all" from the section's second row copies that row's model.
-            b.select("Code Explanation", "Claude (Claude)").await;
+            b.pick("Code Explanation", "Claude", "Claude (Claude)").await;
             b.text_appears("Successfully updated GitLab Duo Chat / Code Explanation").await;
             b.find(Locator::XPath("//tr[@data-feature='duo_chat_explain_code']//button[normalize-space()='Apply to all']"))
                 .await

@@ -8,12 +8,14 @@
 
 mod common;
 
+mod accessibility;
 mod azure;
 mod browser;
 mod chat;
 mod checks;
 mod faults;
 mod features;
+mod listbox;
 mod metrics;
 mod model_trust;
 mod models;
