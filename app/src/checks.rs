@@ -11,10 +11,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use sqlx::PgPool;
 
-use crate::chat::api::ssr::record_last_test;
-use crate::chat::api::{TEST_MAX_TOKENS, TEST_PROMPT};
-use crate::chat::client::{Exchange, ModelClients, ModelFailure, ReplyEvent, Target, stream_reply};
-use crate::chat::{ChatMessage, Figures, Speaker};
+use crate::chat::api::ssr::{probe, record_last_test};
+use crate::chat::client::ModelClients;
 use crate::configuration::api::ssr::exchange_limit;
 use crate::error::AppError;
 use crate::models::secrets::MasterKeys;
@@ -79,38 +77,11 @@ impl Checks {
     /// Asks one model for the probe and records the outcome; whether it answered.
     async fn check(&self, id: i64, limit: Duration) -> bool {
         let outcome = match store::callable(&self.pool, id).await {
+            Ok(model) => probe(&self.clients, &self.master_keys, model, limit).await,
             Err(error) => {
                 tracing::warn!(model = id, %error, "a model in use could not be read for its check");
                 return false;
             }
-            Ok(model) => match model.open_key(&self.master_keys) {
-                Err(error) => {
-                    tracing::warn!(model = id, %error, "a stored API key could not be opened for a check");
-                    Err(ModelFailure::Provider(
-                        "The stored API key cannot be decrypted with the configured master keys. Replace the key on the model's form."
-                            .to_owned(),
-                    ))
-                }
-                Ok(key) => {
-                    let target = Target::new(model.platform, model.endpoint, &model.identifier, key);
-                    let exchange = Exchange {
-                        system: None,
-                        messages: vec![ChatMessage { speaker: Speaker::User, text: TEST_PROMPT.to_owned() }],
-                        max_tokens: TEST_MAX_TOKENS,
-                        temperature: None,
-                    };
-                    let mut outcome = Err(ModelFailure::Malformed);
-                    let mut events = Box::pin(stream_reply(&self.clients, target, exchange, limit));
-                    while let Some(event) = events.next().await {
-                        match event {
-                            ReplyEvent::Done(figures) => outcome = Ok::<Figures, _>(figures),
-                            ReplyEvent::Failed(failure) => outcome = Err(failure),
-                            ReplyEvent::Text(_) => {}
-                        }
-                    }
-                    outcome
-                }
-            },
         };
         record_last_test(&self.pool, id, &outcome, "Answered", SCHEDULED_BY, TestKind::Scheduled).await;
         outcome.is_ok()

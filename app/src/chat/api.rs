@@ -40,6 +40,16 @@ impl From<SaveModel> for TestConnection {
     }
 }
 
+/// "Test all": asks every model GitLab's probe, several at once, and streams each outcome as a
+/// `TestAllEvent` line as it comes, then the summary. Each outcome joins the model's history.
+#[server(endpoint = "test_all_self_hosted_models", output = StreamingText)]
+pub async fn test_all_models() -> Result<TextStream<AppError>, AppError> {
+    ssr::test_all_models().await.map_err(AppError::respond)
+}
+
+/// How many models "Test all" tests at once.
+pub const TEST_ALL_FAN_OUT: usize = 8;
+
 /// Streams a saved model's reply to the conversation in `messages` (JSON of `ChatMessage`s),
 /// one `ChatEvent` line at a time.
 #[server(endpoint = "chat_with_self_hosted_model", output = StreamingText)]
@@ -67,7 +77,7 @@ pub mod ssr {
     use crate::chat::client::ModelClients;
     use crate::chat::client::{Exchange, ModelFailure, ReplyEvent, Target, stream_reply};
     use crate::chat::prompts::Prompts;
-    use crate::chat::{ChatEvent, ChatMessage, Speaker};
+    use crate::chat::{ChatEvent, ChatMessage, Speaker, TestAllEvent};
     use crate::configuration::api::ssr::exchange_limit;
     use crate::models::domain::{KEY_NEEDED_FOR_NEW_ENDPOINT, KeyAction, LastTest, origin_of};
     use crate::models::secrets::{ApiKey, MasterKeys};
@@ -178,6 +188,95 @@ pub mod ssr {
         )
         .await?;
         Ok(())
+    }
+
+    /// Asks a stored model GitLab's probe ("Just say hello.", 16 tokens).
+    pub async fn probe(
+        clients: &ModelClients,
+        master_keys: &MasterKeys,
+        model: CallableModel,
+        limit: std::time::Duration,
+    ) -> Result<Figures, ModelFailure> {
+        let key = model.open_key(master_keys).map_err(|error| {
+            tracing::warn!(model = model.id, %error, "a stored API key could not be opened for a probe");
+            ModelFailure::Provider(
+                "The stored API key cannot be decrypted with the configured master keys. Replace the key on the model's form."
+                    .to_owned(),
+            )
+        })?;
+        let target = Target::new(model.platform, model.endpoint, &model.identifier, key);
+        let exchange = Exchange {
+            system: None,
+            messages: vec![ChatMessage { speaker: Speaker::User, text: TEST_PROMPT.to_owned() }],
+            max_tokens: TEST_MAX_TOKENS,
+            temperature: None,
+        };
+        let mut outcome = Err(ModelFailure::Malformed);
+        let mut events = Box::pin(stream_reply(clients, target, exchange, limit));
+        while let Some(event) = events.next().await {
+            match event {
+                ReplyEvent::Done(figures) => outcome = Ok(figures),
+                ReplyEvent::Failed(failure) => outcome = Err(failure),
+                ReplyEvent::Text(_) => {}
+            }
+        }
+        outcome
+    }
+
+    pub async fn test_all_models() -> Result<TextStream<AppError>, AppError> {
+        let user = require_admin().await?;
+        let state = talk();
+        let master_keys = expect_context::<Arc<MasterKeys>>();
+        let models = store::summaries(&state.pool).await?;
+        let limit = exchange_limit(&state.pool).await?;
+        record(
+            &state.pool,
+            &Actor::signed_in(&user).await,
+            NewAuditEvent {
+                action: "self_hosted_models_tested",
+                target_type: "SelfHostedModel",
+                target_id: None,
+                target_name: None,
+                message: format!("Tested all {} self-hosted models", models.len()),
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
+        let total = models.len();
+        let (pool, clients, ran_by) = (state.pool.clone(), state.clients.clone(), user.username);
+        let outcomes = futures::stream::iter(models)
+            .map(move |model| {
+                let (pool, clients, master_keys, ran_by) =
+                    (pool.clone(), clients.clone(), master_keys.clone(), ran_by.clone());
+                async move {
+                    let outcome = match store::callable(&pool, model.id).await {
+                        Ok(callable) => probe(&clients, &master_keys, callable, limit).await,
+                        Err(_) => Err(ModelFailure::Provider("The model could not be read.".to_owned())),
+                    };
+                    record_last_test(&pool, model.id, &outcome, CONNECTED, &ran_by, TestKind::TestConnection)
+                        .await;
+                    let (ok, message, total_ms) = match outcome {
+                        Ok(figures) => (true, CONNECTED.to_owned(), figures.total_ms),
+                        Err(failure) => (false, failure.to_string(), 0),
+                    };
+                    TestAllEvent::Tested { model: model.name, ok, message, total_ms }
+                }
+            })
+            .buffer_unordered(TEST_ALL_FAN_OUT);
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = answered.clone();
+        let lines = futures::stream::once(async move { TestAllEvent::Started(total) })
+            .chain(outcomes.inspect(move |event| {
+                if matches!(event, TestAllEvent::Tested { ok: true, .. }) {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }))
+            .chain(futures::stream::once(async move {
+                TestAllEvent::Finished { answered: answered.load(std::sync::atomic::Ordering::SeqCst), total }
+            }))
+            .map(|event| Ok::<String, AppError>(crate::chat::ascii_line(&event)));
+        Ok(TextStream::new(lines))
     }
 
     fn conversation(messages: &str) -> Result<Vec<ChatMessage>, AppError> {

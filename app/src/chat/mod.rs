@@ -39,21 +39,51 @@ impl ChatEvent {
     /// One line of JSON in plain ASCII: a line may be split anywhere on its way to the browser,
     /// and ASCII can never be split inside a character.
     pub fn to_line(&self) -> String {
-        let json = serde_json::to_string(self).unwrap_or_else(|_| "\"Done\"".to_owned());
-        let mut line = String::with_capacity(json.len() + 1);
-        for c in json.chars() {
-            if c.is_ascii() {
-                line.push(c);
-            } else {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    line.push_str(&format!("\\u{unit:04x}"));
-                }
+        ascii_line(self)
+    }
+}
+
+/// One line of "Test all", as the browser receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TestAllEvent {
+    /// How many models are being tested.
+    Started(usize),
+    /// One model's outcome, as its list row shows it.
+    Tested {
+        model: String,
+        ok: bool,
+        message: String,
+        total_ms: u64,
+    },
+    Finished {
+        answered: usize,
+        total: usize,
+    },
+}
+
+impl TestAllEvent {
+    pub fn summary(answered: usize, total: usize) -> String {
+        format!("{answered} of {total} answered")
+    }
+}
+
+/// `value` as one line of JSON in plain ASCII: a line may be split anywhere on its way to the
+/// browser, and ASCII can never be split inside a character.
+pub fn ascii_line(value: &impl Serialize) -> String {
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let mut line = String::with_capacity(json.len() + 1);
+    for c in json.chars() {
+        if c.is_ascii() {
+            line.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                line.push_str(&format!("\\u{unit:04x}"));
             }
         }
-        line.push('\n');
-        line
     }
+    line.push('\n');
+    line
 }
 
 /// Reassembles lines from chunks that may split them anywhere.
@@ -62,6 +92,11 @@ pub struct LineBuffer(String);
 
 impl LineBuffer {
     pub fn push(&mut self, chunk: &str) -> Vec<ChatEvent> {
+        self.push_as(chunk)
+    }
+
+    /// The complete lines so far, read as `T`.
+    pub fn push_as<T: serde::de::DeserializeOwned>(&mut self, chunk: &str) -> Vec<T> {
         self.0.push_str(chunk);
         let mut events = Vec::new();
         while let Some(end) = self.0.find('\n') {

@@ -49,6 +49,7 @@ pub fn SelfHostedModelsPage() -> impl IntoView {
             />
             <button type="submit" class="btn">"Search"</button>
         </form>
+        <super::test_all::TestAll on_done=Callback::new(move |_| models.refetch())/>
         <Suspense fallback=|| view! { <p class="loading">"Loading self-hosted models…"</p> }>
             {move || Suspend::new(async move {
                 match models.await {

@@ -10,6 +10,7 @@ pub mod platform;
 pub mod secrets;
 #[cfg(feature = "ssr")]
 pub mod store;
+pub mod test_all;
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;

@@ -560,3 +560,34 @@ async fn an_admin_adds_an_azure_openai_model_sees_the_hints_follow_and_says_hell
         })
         .await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn test_all_on_the_models_tab_shows_each_outcome_and_the_summary(pool: PgPool) {
+    use crate::common::fake_bedrock::FakeBedrock;
+    let bedrock = FakeBedrock::start().await;
+    let app = TestApp::builder(pool).bedrock(bedrock_client(&bedrock.url, true)).spawn().await;
+    app.add_user("ada", Role::Admin).await;
+    sqlx::query(
+        "INSERT INTO self_hosted_models (name, platform, model_family, endpoint, identifier) VALUES
+           ('Claude', 'bedrock', 'claude_3', NULL, 'bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0'),
+           ('Down', 'api', 'mistral', 'http://127.0.0.1:9/v1', 'custom_openai/m')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let browser = Browser::start().await;
+
+    browser
+        .run("test-all", |b| async move {
+            let base = app.address.clone();
+            b.sign_in_as(&base, "ada").await;
+            b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models")).await.unwrap();
+            b.listed_model("Claude").await;
+            let summary = Locator::XPath("//p[normalize-space()='1 of 2 answered']");
+            b.click_until(Locator::XPath("//button[normalize-space()='Test all']"), summary).await;
+            b.text_appears("Could not connect to http://127.0.0.1:9/v1").await;
+            b.text_appears("Successfully connected to the self-hosted model").await;
+            save_screenshot(&b, "test-all").await;
+        })
+        .await;
+}

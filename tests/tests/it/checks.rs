@@ -153,3 +153,65 @@ async fn tests_by_hand_and_chats_join_the_history_with_who_ran_them(pool: PgPool
         rows.iter().map(|(by, kind, ok, _)| (by.as_str(), kind.as_str(), *ok)).collect();
     assert_eq!(kinds, [("ada", "test_connection", true), ("ada", "chat", true)]);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn test_all_over_20_models_with_3_failing_names_each_failure_and_sums_up(pool: PgPool) {
+    use app::chat::{LineBuffer, TestAllEvent};
+    let bedrock = FakeBedrock::start().await;
+    let app =
+        TestApp::builder(pool).bedrock(bedrock_client(&bedrock.url, true)).spawn_signed_in(Role::Admin).await;
+    for n in 0..17 {
+        sqlx::query(
+            "INSERT INTO self_hosted_models (name, platform, model_family, identifier)
+             VALUES ($1, 'bedrock', 'claude_3', 'bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0')",
+        )
+        .bind(format!("Claude {n:02}"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    for n in 0..3 {
+        sqlx::query(
+            "INSERT INTO self_hosted_models (name, platform, model_family, endpoint, identifier)
+             VALUES ($1, 'api', 'mistral', 'http://127.0.0.1:9/v1', 'custom_openai/m')",
+        )
+        .bind(format!("Down {n}"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+
+    let response = app.client.post(app.url("/api/test_all_self_hosted_models")).send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let mut lines = LineBuffer::default();
+    let events: Vec<TestAllEvent> = lines.push_as(&response.text().await.unwrap());
+
+    assert_eq!(events.first(), Some(&TestAllEvent::Started(20)));
+    assert_eq!(events.last(), Some(&TestAllEvent::Finished { answered: 17, total: 20 }));
+    assert_eq!(TestAllEvent::summary(17, 20), "17 of 20 answered");
+    let failed: Vec<(&str, &str)> = events
+        .iter()
+        .filter_map(|event| match event {
+            TestAllEvent::Tested { model, ok: false, message, .. } => {
+                Some((model.as_str(), message.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 3, "{events:#?}");
+    for (model, message) in failed {
+        assert!(model.starts_with("Down"), "{model}");
+        assert!(message.contains("Could not connect to http://127.0.0.1:9/v1"), "{message}");
+    }
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM model_tests WHERE ran_by = 'ada'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 20, "each outcome joins its model's history");
+    assert!(app.audit_actions().await.contains(&"self_hosted_models_tested".to_owned()));
+
+    // An auditor may not make the console call every model.
+    let auditor = spawn_signed_in(app.pool.clone(), Role::Auditor).await;
+    let refused = auditor.client.post(auditor.url("/api/test_all_self_hosted_models")).send().await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+}
