@@ -28,6 +28,7 @@ use crate::configuration::ConfigurationPage;
 use crate::features::page::AiFeaturesPage;
 use crate::layout::{AdminOverview, AdminShell, NotFound};
 use crate::models::form::{EditModelPage, NewModelPage};
+use crate::models::history::ModelHistoryPage;
 use crate::models::list::SelfHostedModelsPage;
 
 /// The name of the browser bundle and style sheet under `/pkg/`.
@@ -74,6 +75,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("gitlab_duo/self_hosted/models") view=SelfHostedModelsPage/>
                     <Route path=path!("gitlab_duo/self_hosted/models/new") view=NewModelPage/>
                     <Route path=path!("gitlab_duo/self_hosted/models/:id/edit") view=EditModelPage/>
+                    <Route path=path!("gitlab_duo/self_hosted/models/:id") view=ModelHistoryPage/>
                     // GitLab 19 calls the page "Model selection" and serves it here too.
                     <Route path=path!("gitlab_duo/model_selection") view=AiFeaturesPage/>
                     <Route path=path!("gitlab_duo/model_selection/features") view=AiFeaturesPage/>

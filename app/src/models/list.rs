@@ -128,7 +128,9 @@ fn ModelsTable(
                         });
                         view! {
                             <tr data-model-name=model.name.clone()>
-                                <td class="model-name">{model.name.clone()}</td>
+                                <td class="model-name">
+                                    <a href=format!("/admin/gitlab_duo/self_hosted/models/{}", model.id.0) title="Test history">{model.name.clone()}</a>
+                                </td>
                                 <td>
                                     {model.family_name.clone()}
                                     {model.family_release.badge().map(|badge| view! { <span class="badge badge-neutral">{badge}</span> })}

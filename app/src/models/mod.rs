@@ -4,6 +4,7 @@
 pub mod api;
 pub mod domain;
 pub mod form;
+pub mod history;
 pub mod list;
 pub mod platform;
 #[cfg(feature = "ssr")]

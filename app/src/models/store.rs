@@ -481,3 +481,38 @@ pub async fn health(db: impl PgExecutor<'_>, bucket_ms: &[i64]) -> Result<Vec<Mo
         })
         .collect())
 }
+
+/// One test of a model's history.
+pub struct HistoryRow {
+    pub ran_at: chrono::DateTime<chrono::Utc>,
+    pub ran_by: String,
+    pub kind: String,
+    pub ok: bool,
+    pub message: String,
+    pub total_ms: i64,
+    pub first_token_ms: Option<i64>,
+}
+
+/// A model's latest `limit` tests, newest first.
+pub async fn history(db: impl PgExecutor<'_>, id: i64, limit: i64) -> Result<Vec<HistoryRow>, AppError> {
+    let rows = sqlx::query!(
+        r#"SELECT ran_at AS "ran_at: chrono::DateTime<chrono::Utc>", ran_by, kind, ok, message, total_ms, first_token_ms FROM model_tests
+         WHERE model_id = $1 ORDER BY ran_at DESC, id DESC LIMIT $2"#,
+        id,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| HistoryRow {
+            ran_at: r.ran_at,
+            ran_by: r.ran_by,
+            kind: r.kind,
+            ok: r.ok,
+            message: r.message,
+            total_ms: r.total_ms,
+            first_token_ms: r.first_token_ms,
+        })
+        .collect())
+}

@@ -588,6 +588,22 @@ async fn test_all_on_the_models_tab_shows_each_outcome_and_the_summary(pool: PgP
             b.text_appears("Could not connect to http://127.0.0.1:9/v1").await;
             b.text_appears("Successfully connected to the self-hosted model").await;
             save_screenshot(&b, "test-all").await;
+            // Each model's name leads to its history (here with a day of scheduled checks too).
+            sqlx::query(
+                "INSERT INTO model_tests (model_id, ran_at, ran_by, kind, ok, message, total_ms)
+                 SELECT id, now() - make_interval(mins => n * 30), 'scheduled checks', 'scheduled', n % 9 <> 4,
+                        CASE WHEN n % 9 = 4 THEN 'Amazon Bedrock is throttling requests or the model is not ready' ELSE 'Answered' END,
+                        300 + (n * 37) % 400
+                 FROM self_hosted_models, generate_series(1, 48) AS n WHERE name = 'Claude'",
+            )
+            .execute(&app.pool)
+            .await
+            .unwrap();
+            b.link("Claude").await.click().await.unwrap();
+            b.text_appears("Claude: test history").await;
+            b.find(Locator::Css("svg.history-chart")).await;
+            b.text_appears("Amazon Bedrock is throttling requests or the model is not ready").await;
+            save_screenshot(&b, "model-history").await;
         })
         .await;
 }

@@ -215,3 +215,34 @@ async fn test_all_over_20_models_with_3_failing_names_each_failure_and_sums_up(p
     let refused = auditor.client.post(auditor.url("/api/test_all_self_hosted_models")).send().await.unwrap();
     assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_models_page_charts_its_history_and_lists_its_failures(pool: PgPool) {
+    let (claude, _, _) = models_in_use(&pool).await;
+    sqlx::query(
+        "INSERT INTO model_tests (model_id, ran_at, ran_by, kind, ok, message, total_ms)
+         SELECT $1, now() - make_interval(mins => n * 5), 'scheduled checks', 'scheduled', n % 7 <> 3,
+                CASE WHEN n % 7 = 3 THEN 'Amazon Bedrock is throttling requests' ELSE 'Answered' END, 200 + n * 13
+         FROM generate_series(1, 40) AS n",
+    )
+    .bind(claude)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let app = spawn_signed_in(pool, Role::Auditor).await;
+
+    let page = app.get(&format!("/admin/gitlab_duo/self_hosted/models/{claude}")).await;
+
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Claude: test history"));
+    assert!(html.contains("<svg") && html.contains("role=\"img\""), "an inline chart");
+    assert_eq!(html.matches("class=\"answered\"").count(), 34);
+    assert_eq!(html.matches("class=\"failed\"").count(), 6);
+    assert!(html.contains("Latency of the last 40 tests of Claude: 34 answered"));
+    assert!(html.contains("Amazon Bedrock is throttling requests"), "the failures with their messages");
+    assert_eq!(
+        app.get("/admin/gitlab_duo/self_hosted/models/987654").await.status(),
+        reqwest::StatusCode::NOT_FOUND
+    );
+}
