@@ -19,6 +19,7 @@ mod listbox;
 mod metrics;
 mod model_trust;
 mod models;
+mod narrow;
 mod offline_queries;
 mod secrets;
 mod security;
