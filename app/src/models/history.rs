@@ -167,8 +167,3 @@ fn HistoryView(history: ModelHistory) -> impl IntoView {
     }
     .into_any()
 }
-
-/// One test (or several at one instant) sits in the middle.
-fn points_len_one(first: i64, last: i64) -> bool {
-    first == last
-}
