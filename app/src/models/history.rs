@@ -109,8 +109,9 @@ fn HistoryView(history: ModelHistory) -> impl IntoView {
     let (first, last) = (points[0].at.timestamp_millis(), points[points.len() - 1].at.timestamp_millis());
     let span = (last - first).max(1) as f64;
     let slowest = points.iter().filter(|p| p.ok).map(|p| p.total_ms).max().unwrap_or(1).max(1) as f64;
+    // Tests at one instant (or a single test) sit in the middle.
     let x = move |at: chrono::DateTime<chrono::Utc>| {
-        if points_len_one(first, last) {
+        if first == last {
             WIDTH / 2.0
         } else {
             MARGIN + (at.timestamp_millis() - first) as f64 / span * (WIDTH - 2.0 * MARGIN)
