@@ -13,6 +13,7 @@ pub mod error;
 pub mod features;
 pub mod form_field;
 pub mod layout;
+pub mod modal;
 pub mod models;
 #[cfg(feature = "ssr")]
 pub mod state;

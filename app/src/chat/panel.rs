@@ -4,6 +4,8 @@
 
 use leptos::prelude::*;
 
+use crate::modal::Modal;
+
 use super::api::{chat_with_feature, chat_with_model};
 use super::{ChatEvent, ChatMessage, Figures, LineBuffer, Speaker};
 
@@ -86,9 +88,11 @@ pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> i
         });
     };
 
+    // Copy, for the form's submit and the message's Enter alike.
+    let send = Callback::new(move |()| send());
+
     view! {
-        <div class="modal-backdrop">
-            <div class="modal chat-panel" role="dialog" aria-modal="true" aria-labelledby="chat-title">
+        <Modal labelled_by="chat-title" class="chat-panel" on_close>
                 <h2 id="chat-title">{title}</h2>
                 {move || answering.get().map(|model| view! { <p class="form-text">{format!("Answered by {model}")}</p> })}
                 <div class="chat-transcript" aria-live="polite" data-testid="chat-transcript">
@@ -112,7 +116,7 @@ pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> i
                     class="chat-input"
                     on:submit=move |event| {
                         event.prevent_default();
-                        send();
+                        send.run(());
                     }
                 >
                     <label for="chat-message" class="sr-only">"Message"</label>
@@ -120,18 +124,27 @@ pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> i
                         id="chat-message"
                         class="form-control"
                         rows="2"
+                        autofocus
+                        aria-describedby="chat-keys"
                         prop:value=move || draft.get()
                         on:input=move |event| draft.set(event_target_value(&event))
+                        on:keydown=move |event: leptos::ev::KeyboardEvent| {
+                            // Enter sends; Shift+Enter starts a new line.
+                            if event.key() == "Enter" && !event.shift_key() && !event.is_composing() {
+                                event.prevent_default();
+                                send.run(());
+                            }
+                        }
                     >
                         "Hello"
                     </textarea>
                     <button type="submit" class="btn btn-confirm" disabled=move || streaming.get()>"Send"</button>
+                    <p id="chat-keys" class="form-text">"Enter sends; Shift+Enter adds a line."</p>
                 </form>
                 <div class="modal-footer">
                     <button type="button" class="btn" on:click=move |_| on_close.run(())>"Close"</button>
                 </div>
-            </div>
-        </div>
+        </Modal>
     }
 }
 

@@ -8,6 +8,7 @@ use leptos_router::hooks::use_query_map;
 use super::ModelConfigurationHeader;
 use super::api::{DeleteModel, ModelRow, ModelsPage, list_models};
 use crate::chat::panel::{ChatPanel, ChatTarget};
+use crate::modal::Modal;
 
 pub const EMPTY_STATE: &str =
     "No self-hosted models yet. Add a self-hosted model and select it for a feature to start using it.";
@@ -27,6 +28,9 @@ pub fn SelfHostedModelsPage() -> impl IntoView {
         Resource::new(move || (search(), page(), delete.version().get()), |(s, p, _)| list_models(s, p));
     let to_delete = RwSignal::new(None::<ModelRow>);
     let to_test = RwSignal::new(None::<ModelRow>);
+    // The model whose "Test" opened the chat box: the list is read again when the box closes
+    // (its last test changed), so focus goes back to that row's new "Test" button.
+    let refocus = RwSignal::new(None::<i64>);
 
     view! {
         <Title text="Model configuration"/>
@@ -54,13 +58,14 @@ pub fn SelfHostedModelsPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match models.await {
                     Err(_) => view! { <div class="alert alert-danger" role="alert">{LOAD_ERROR}</div> }.into_any(),
-                    Ok(listing) => view! { <ModelsTable listing search=search() to_delete to_test/> }.into_any(),
+                    Ok(listing) => view! { <ModelsTable listing search=search() to_delete to_test refocus/> }.into_any(),
                 }
             })}
         </Suspense>
         <DeleteModal to_delete delete/>
         {move || to_test.get().map(|model| view! {
             <ChatPanel target=ChatTarget::Model(model.id.0) title=format!("Test {}", model.name) on_close=Callback::new(move |_| {
+                refocus.set(Some(model.id.0));
                 to_test.set(None);
                 models.refetch();
             })/>
@@ -74,8 +79,24 @@ fn ModelsTable(
     search: String,
     to_delete: RwSignal<Option<ModelRow>>,
     to_test: RwSignal<Option<ModelRow>>,
+    refocus: RwSignal<Option<i64>>,
 ) -> impl IntoView {
     let ModelsPage { models, page, has_next_page, beta_enabled } = listing;
+    Effect::new(move |_| {
+        if let Some(id) = refocus.get_untracked() {
+            refocus.set(None);
+            // After this frame, once the new table is in the document.
+            request_animation_frame(move || {
+                let selector = format!("button[data-test-model='{id}']");
+                if let Ok(Some(button)) = leptos::prelude::document().query_selector(&selector) {
+                    use leptos::wasm_bindgen::JsCast;
+                    if let Ok(button) = button.dyn_into::<leptos::web_sys::HtmlElement>() {
+                        let _ = button.focus();
+                    }
+                }
+            });
+        }
+    });
     if models.is_empty() && page == 1 {
         let text = if search.trim().is_empty() {
             EMPTY_STATE.to_owned()
@@ -147,7 +168,7 @@ fn ModelsTable(
                                 </td>
                                 <td class="last-test">{last_test}</td>
                                 <td class="actions">
-                                    <button type="button" class="btn btn-sm" on:click=move |_| to_test.set(Some(test_row.clone()))>
+                                    <button type="button" class="btn btn-sm" data-test-model=model.id.0 on:click=move |_| to_test.set(Some(test_row.clone()))>
                                         "Test"
                                     </button>
                                     <a class="btn btn-sm" href=edit_href>"Edit"</a>
@@ -175,14 +196,14 @@ fn ModelsTable(
 #[component]
 fn DeleteModal(to_delete: RwSignal<Option<ModelRow>>, delete: ServerAction<DeleteModel>) -> impl IntoView {
     let close = move || to_delete.set(None);
+    let on_close = Callback::new(move |_| close());
     move || {
         to_delete.get().map(|model| {
             let name = model.name.clone();
             if model.used_by.is_empty() {
                 let id = model.id.0;
                 view! {
-                    <div class="modal-backdrop">
-                        <div class="modal" role="dialog" aria-modal="true" aria-labelledby="delete-title">
+                    <Modal labelled_by="delete-title" on_close>
                             <h2 id="delete-title">"Delete self-hosted model"</h2>
                             <p>"You are about to delete the " <strong>{name}</strong> " self-hosted model. This action cannot be undone."</p>
                             <p>"Are you sure you want to proceed?"</p>
@@ -199,14 +220,12 @@ fn DeleteModal(to_delete: RwSignal<Option<ModelRow>>, delete: ServerAction<Delet
                                     "Delete"
                                 </button>
                             </div>
-                        </div>
-                    </div>
+                    </Modal>
                 }
                 .into_any()
             } else {
                 view! {
-                    <div class="modal-backdrop">
-                        <div class="modal" role="dialog" aria-modal="true" aria-labelledby="delete-title">
+                    <Modal labelled_by="delete-title" on_close>
                             <h2 id="delete-title">"This self-hosted model cannot be deleted"</h2>
                             <p>
                                 "To remove " <strong>{name}</strong>
@@ -218,8 +237,7 @@ fn DeleteModal(to_delete: RwSignal<Option<ModelRow>>, delete: ServerAction<Delet
                                 <button type="button" class="btn" on:click=move |_| close()>"Cancel"</button>
                                 <a class="btn btn-confirm" href="/admin/gitlab_duo/self_hosted/features">"View AI-native features"</a>
                             </div>
-                        </div>
-                    </div>
+                    </Modal>
                 }
                 .into_any()
             }

@@ -398,6 +398,8 @@ async fn an_admin_assigns_models_to_features_applies_to_all_and_turns_beta_on(po
                 .unwrap();
             let claude: i64 = sqlx::query_scalar("SELECT id FROM self_hosted_models").fetch_one(&app.pool).await.unwrap();
             assert_eq!(selected, Some(claude.to_string()));
+            // The dropdowns show once the page is interactive (until then, plain forms do).
+            b.find(Locator::Css(".model-listbox:not(.js-hidden)")).await;
             let shown = b
                 .find(Locator::XPath("//button[@id=concat(//label[normalize-space()='General Chat']/@for, '-trigger')]"))
                 .await

@@ -55,6 +55,8 @@ async fn the_model_dropdown_searches_and_works_by_keyboard_and_arrows_never_save
             b.sign_in_as(&base, "ada").await;
             b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted")).await.unwrap();
             let general = "//button[@id='feature-duo_chat-trigger']";
+            // The dropdowns show once the page is interactive (until then, plain forms do).
+            b.find(Locator::Css(".model-listbox:not(.js-hidden)")).await;
             // GitLab's placeholder while unassigned.
             let trigger = b.find(Locator::XPath(general)).await;
             assert_eq!(trigger.text().await.unwrap().trim_end_matches('▾').trim(), "Select a model");

@@ -17,6 +17,7 @@ mod faults;
 mod features;
 mod listbox;
 mod metrics;
+mod modals;
 mod model_trust;
 mod models;
 mod narrow;
