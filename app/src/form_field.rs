@@ -17,11 +17,28 @@ pub fn FormField(
     help: Option<Signal<String>>,
     children: Children,
 ) -> impl IntoView {
+    // The control is the caller's: once in the browser, it is marked invalid and pointed at its
+    // error here, so every form gets `aria-invalid` and `aria-describedby` the same way.
+    let error_id = format!("{id}-error");
+    Effect::new({
+        let (id, error_id) = (id.clone(), error_id.clone());
+        move |_| {
+            let invalid = error.get().is_some();
+            if let Some(control) = leptos::prelude::document().get_element_by_id(&id) {
+                let _ = control.set_attribute("aria-invalid", if invalid { "true" } else { "false" });
+                if invalid {
+                    let _ = control.set_attribute("aria-describedby", &error_id);
+                } else {
+                    let _ = control.remove_attribute("aria-describedby");
+                }
+            }
+        }
+    });
     view! {
         <div class="form-group">
             <label for=id>{label}</label>
             {children()}
-            {move || error.get().map(|message| view! { <p class="invalid-feedback" role="alert">{message}</p> })}
+            {move || error.get().map(|message| view! { <p class="invalid-feedback" id=error_id.clone() role="alert">{message}</p> })}
             {help.map(|help| view! { <p class="form-text">{move || help.get()}</p> })}
         </div>
     }

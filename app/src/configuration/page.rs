@@ -15,7 +15,15 @@ pub const SAVE_FAILED: &str = "An error occurred while updating your settings. R
 #[component]
 pub fn ConfigurationPage() -> impl IntoView {
     let save = ServerAction::<SaveConfiguration>::new();
-    let settings = Resource::new(move || save.version().get(), |_| load_configuration());
+    // Read the settings again only after a save that succeeded: a refused one keeps what the
+    // admin typed on screen, beside its errors.
+    let saved = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        if matches!(save.value().get(), Some(Ok(()))) {
+            saved.update(|count| *count += 1);
+        }
+    });
+    let settings = Resource::new(move || saved.get(), |_| load_configuration());
     view! {
         <Title text="Configuration"/>
         <h1 class="page-title">"Configuration"</h1>
@@ -50,7 +58,31 @@ fn ConfigurationForm(settings: InstanceSettings, save: ServerAction<SaveConfigur
         Some(Err(AppError::Validation(errors))) => errors,
         _ => FieldErrors::new(),
     };
-    let error_for = move |field: &'static str| Signal::derive(move || errors().get(field).cloned());
+    // The timeout is checked as it is typed (the rule the server applies); the URLs on save.
+    let timeout_error = move || super::rules::parse_timeout(&timeout.get()).err().map(str::to_owned);
+    let error_for = move |field: &'static str| {
+        Signal::derive(move || {
+            let typed =
+                (field == "ai_gateway_timeout_seconds" && hydrated.get()).then(timeout_error).flatten();
+            typed.or_else(|| errors().get(field).cloned())
+        })
+    };
+    // After a refused save, focus goes to the first field in error.
+    Effect::new(move |_| {
+        if matches!(save.value().get(), Some(Err(AppError::Validation(_)))) {
+            request_animation_frame(|| {
+                use leptos::wasm_bindgen::JsCast;
+                if let Some(field) = leptos::prelude::document()
+                    .query_selector(".settings-form [aria-invalid='true']")
+                    .ok()
+                    .flatten()
+                    .and_then(|field| field.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+                {
+                    let _ = field.focus();
+                }
+            });
+        }
+    });
     let health = ServerAction::<RunHealthCheck>::new();
     let (initial_timeout, initial_gateway, initial_agent) =
         (initial.1.clone(), initial.2.clone(), initial.3.clone());
@@ -142,7 +174,7 @@ fn ConfigurationForm(settings: InstanceSettings, save: ServerAction<SaveConfigur
                 <button
                     type="submit"
                     class="btn btn-confirm"
-                    disabled=move || hydrated.get() && (!changed() || save.pending().get())
+                    disabled=move || hydrated.get() && (!changed() || save.pending().get() || timeout_error().is_some())
                 >
                     "Save changes"
                 </button>

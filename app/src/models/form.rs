@@ -169,7 +169,21 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
         move |event: leptos::ev::SubmitEvent| {
             event.prevent_default();
             match untrack(current_form).parse(|key| known_families.iter().any(|k| k == key)) {
-                Err(found) => errors.set(found),
+                Err(found) => {
+                    errors.set(found);
+                    // Focus goes to the first field in error, once the fields are marked.
+                    request_animation_frame(|| {
+                        use leptos::wasm_bindgen::JsCast;
+                        if let Some(field) = leptos::prelude::document()
+                            .query_selector(".model-form [aria-invalid='true']")
+                            .ok()
+                            .flatten()
+                            .and_then(|field| field.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+                        {
+                            let _ = field.focus();
+                        }
+                    });
+                }
                 Ok(_) => {
                     errors.set(FieldErrors::new());
                     save.dispatch(untrack(submission));

@@ -15,6 +15,7 @@ mod chat;
 mod checks;
 mod faults;
 mod features;
+mod forms;
 mod listbox;
 mod metrics;
 mod modals;

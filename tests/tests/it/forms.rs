@@ -1,0 +1,57 @@
+//! Forms that keep what was typed: a refused Configuration save keeps the typed values beside
+//! their errors, the timeout is checked as it is typed (Save disabled while it is wrong), and
+//! focus goes to the first field in error, marked `aria-invalid` and described by its message.
+
+use fantoccini::Locator;
+use sqlx::PgPool;
+
+use crate::browser::Browser;
+use crate::common::*;
+use app::auth::Role;
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_refused_configuration_keeps_what_was_typed_and_points_at_the_first_error(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let browser = Browser::start().await;
+
+    browser
+        .run("forms", |b| async move {
+            let base = app.address.clone();
+            b.sign_in_as(&base, "ada").await;
+            b.client.goto(&format!("{base}/admin/gitlab_duo/configuration")).await.unwrap();
+
+            // The timeout is checked as it is typed.
+            let timeout = b.field("AI Gateway request timeout").await;
+            timeout.clear().await.unwrap();
+            timeout.send_keys("30").await.unwrap();
+            b.text_appears("The AI Gateway request timeout must be a whole number from 60 to 600.").await;
+            let save = b.button("Save changes").await;
+            assert!(save.attr("disabled").await.unwrap().is_some(), "Save waits for a valid timeout");
+            assert_eq!(timeout.attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
+            assert_eq!(
+                timeout.attr("aria-describedby").await.unwrap().as_deref(),
+                Some("ai-gateway-timeout-error")
+            );
+            timeout.clear().await.unwrap();
+            timeout.send_keys("120").await.unwrap();
+
+            // A URL the server refuses: the typed values stay, focus goes to the field.
+            b.field("Local AI Gateway URL").await.send_keys("ftp://gateway.example").await.unwrap();
+            b.button("Save changes").await.click().await.unwrap();
+            b.text_appears("The URL must be a complete URL").await;
+            let gateway = b.field("Local AI Gateway URL").await;
+            assert_eq!(gateway.prop("value").await.unwrap().as_deref(), Some("ftp://gateway.example"));
+            assert_eq!(
+                b.field("AI Gateway request timeout").await.prop("value").await.unwrap().as_deref(),
+                Some("120")
+            );
+            b.find(Locator::Css("#ai-gateway-url[aria-invalid='true']:focus")).await;
+            let stored: i32 = sqlx::query_scalar("SELECT ai_gateway_timeout_seconds FROM instance_settings")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+            assert_eq!(stored, 60, "nothing was saved");
+        })
+        .await;
+}
