@@ -82,6 +82,20 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
 
     let save = ServerAction::<SaveModel>::new();
     let test = ServerAction::<TestConnection>::new();
+    // A test's result speaks for the values it tested: any change clears it.
+    Effect::new(move |first: Option<()>| {
+        (
+            name.track(),
+            platform.track(),
+            family.track(),
+            endpoint.track(),
+            identifier.track(),
+            api_key.track(),
+        );
+        if first.is_some() {
+            test.value().set(None);
+        }
+    });
     // Errors from the server (after a post with JavaScript off they arrive with the page).
     let server_errors = move || match save.value().get() {
         Some(Err(AppError::Validation(errors))) => Some(errors),

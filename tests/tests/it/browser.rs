@@ -547,6 +547,17 @@ async fn an_admin_adds_an_azure_openai_model_sees_the_hints_follow_and_says_hell
             b.field("API Key (optional)").await.send_keys("az-browser-key").await.unwrap();
             b.button("Test connection").await.click().await.unwrap();
             b.text_appears("Successfully connected to the self-hosted model").await;
+            // The result speaks for the values tested: a change clears it.
+            let name = b.field("Deployment name").await;
+            name.send_keys(" ").await.unwrap();
+            name.send_keys(&String::from(char::from(fantoccini::key::Key::Backspace))).await.unwrap();
+            b.client
+                .wait()
+                .for_element(Locator::XPath(
+                    "//body[not(contains(., 'Successfully connected to the self-hosted model'))]",
+                ))
+                .await
+                .unwrap();
             b.button("Add self-hosted model").await.click().await.unwrap();
             b.text_appears("Model added. Select it for a feature to start using it.").await;
 
