@@ -84,14 +84,12 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     let test = ServerAction::<TestConnection>::new();
     // A test's result speaks for the values it tested: any change clears it.
     Effect::new(move |first: Option<()>| {
-        (
-            name.track(),
-            platform.track(),
-            family.track(),
-            endpoint.track(),
-            identifier.track(),
-            api_key.track(),
-        );
+        name.track();
+        platform.track();
+        family.track();
+        endpoint.track();
+        identifier.track();
+        api_key.track();
         if first.is_some() {
             test.value().set(None);
         }
