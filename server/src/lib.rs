@@ -133,6 +133,8 @@ pub const MOVED: &[(&str, &str)] = &[
     ("/admin/ai/duo_self_hosted", "/admin/gitlab_duo/self_hosted"),
     ("/admin/ai/duo_self_hosted/new", "/admin/gitlab_duo/self_hosted/models/new"),
     ("/admin/ai/duo_self_hosted/features", "/admin/gitlab_duo/self_hosted/features"),
+    // Every other path below it, as GitLab redirects them all.
+    ("/admin/ai/duo_self_hosted/{*rest}", "/admin/gitlab_duo/self_hosted"),
 ];
 
 pub fn router(services: Services, settings: &RouterSettings) -> Router {

@@ -26,7 +26,10 @@ pub fn ConfigurationPage() -> impl IntoView {
     let settings = Resource::new(move || saved.get(), |_| load_configuration());
     view! {
         <Title text="Configuration"/>
-        <h1 class="page-title">"Configuration"</h1>
+        <div class="page-heading">
+            <h1 class="page-title">"Configuration"</h1>
+            <p class="page-description">"Configure AI-native GitLab Duo features."</p>
+        </div>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match settings.await {
@@ -140,7 +143,7 @@ fn ConfigurationForm(settings: InstanceSettings, save: ServerAction<SaveConfigur
                     id="ai-gateway-url"
                     label="Local AI Gateway URL"
                     error=error_for("ai_gateway_url")
-                    help="Enter the URL for your local AI Gateway. This endpoint is used for GitLab Duo Self-Hosted requests. The URL must be a complete URL, including either the \"http://\" or \"https://\" protocol. For example \"http://EXAMPLE-URL\"."
+                    help="Enter the URL for your local AI Gateway. This endpoint is used for GitLab Duo Self-Hosted requests. The URL must be a complete URL, including either the \"http://\" or \"https://\" protocol. For example \"http://EXAMPLE-URL\". For more information, see how to install the GitLab AI Gateway."
                 >
                     <input
                         id="ai-gateway-url"
@@ -156,7 +159,7 @@ fn ConfigurationForm(settings: InstanceSettings, save: ServerAction<SaveConfigur
                     id="agent-platform-url"
                     label="Local URL for the GitLab Duo Agent Platform service"
                     error=error_for("duo_agent_platform_service_url")
-                    help="Enter the host and port without a protocol, for example example.com:50052."
+                    help="Enter the URL for your Duo Agent Platform service. This endpoint is used for GitLab Duo Agent Platform requests. The URL must not include the \"http://\" or \"https://\" protocol. For example \"example.com:50052\"."
                 >
                     <input
                         id="agent-platform-url"

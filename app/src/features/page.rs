@@ -107,8 +107,12 @@ fn FeatureSection(
         <details class="feature-section" open data-section=key>
             <summary>
                 <h2>{title.clone()}</h2>
-                <p class="section-description">{description}</p>
             </summary>
+            // Outside the summary: a link may not sit inside the control that folds the section.
+            <p class="section-description">
+                {description}" "
+                <a href="https://docs.gitlab.com/administration/gitlab_duo_self_hosted/">"Learn more."</a>
+            </p>
             {more_in_beta.then(|| view! {
                 <p class="form-text">
                     "More features are available in beta. "

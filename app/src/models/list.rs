@@ -10,8 +10,6 @@ use super::api::{DeleteModel, ModelRow, ModelsPage, list_models};
 use crate::chat::panel::{ChatPanel, ChatTarget};
 use crate::modal::Modal;
 
-pub const EMPTY_STATE: &str =
-    "No self-hosted models yet. Add a self-hosted model and select it for a feature to start using it.";
 pub const LOAD_ERROR: &str = "An error occurred while loading self-hosted models. Please try again.";
 pub use super::{CREATED_NOTICE, SAVED_NOTICE};
 pub const DELETED_NOTICE: &str = "Your self-hosted model was successfully deleted.";
@@ -98,11 +96,18 @@ fn ModelsTable(
         }
     });
     if models.is_empty() && page == 1 {
-        let text = if search.trim().is_empty() {
-            EMPTY_STATE.to_owned()
-        } else {
-            format!("No self-hosted models match \"{}\".", search.trim())
-        };
+        if search.trim().is_empty() {
+            // GitLab's empty state, its middle words a link to the form.
+            return view! {
+                <p class="empty-state">
+                    "No self-hosted models yet. "
+                    <a href="/admin/gitlab_duo/self_hosted/models/new">"Add a self-hosted model"</a>
+                    " and select it for a feature to start using it."
+                </p>
+            }
+            .into_any();
+        }
+        let text = format!("No self-hosted models match \"{}\".", search.trim());
         return view! { <p class="empty-state">{text}</p> }.into_any();
     }
     let page_link = move |page: i64| {

@@ -358,7 +358,9 @@ async fn the_pages_show_gitlabs_texts(pool: PgPool) {
         "Manage GitLab Duo by configuring and assigning self-hosted models to AI-native features.",
         "Add self-hosted model",
         "Self-hosted models",
-        "No self-hosted models yet. Add a self-hosted model and select it for a feature to start using it.",
+        "No self-hosted models yet. ",
+        r#"<a href="/admin/gitlab_duo/self_hosted/models/new">Add a self-hosted model</a>"#,
+        " and select it for a feature to start using it.",
     ] {
         assert!(list.contains(text), "the list shows {text}");
     }
@@ -447,6 +449,8 @@ async fn gitlabs_old_addresses_move_permanently(pool: PgPool) {
     for (old, new) in [
         ("/admin/ai/duo_self_hosted", "/admin/gitlab_duo/self_hosted"),
         ("/admin/ai/duo_self_hosted/new", "/admin/gitlab_duo/self_hosted/models/new"),
+        ("/admin/ai/duo_self_hosted/models/3/edit", "/admin/gitlab_duo/self_hosted"),
+        ("/admin/ai/duo_self_hosted/anything/else", "/admin/gitlab_duo/self_hosted"),
     ] {
         let response = app.get(old).await;
         assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY, "{old}");
