@@ -1,24 +1,53 @@
 #!/usr/bin/env bash
 # Builds the browser half into $SITE_ROOT (default target/site): the hydration bundle under
-# pkg/, the style sheet, and public/. `--release` builds a small optimised bundle.
+# pkg/, the style sheet, and public/. `--release` builds a small optimised bundle: no name
+# section, wasm-opt -Oz when `scripts/setup.sh --release` installed it, brotli copies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 site_root=${LEPTOS_SITE_ROOT:-$target_dir/site}
 name=duo_admin
-if [[ "${1:-}" == "--release" ]]; then profile=wasm-release; else profile=dev; fi
+release=false
+[[ "${1:-}" == "--release" ]] && release=true
+if $release; then profile=wasm-release; else profile=dev; fi
 profile_dir=$([[ $profile == dev ]] && echo debug || echo "$profile")
 
+# Components are type-erased on both halves (`--cfg erase_components`, .cargo/config.toml).
 cargo build -p frontend --lib --target wasm32-unknown-unknown --profile "$profile"
 mkdir -p "$site_root/pkg"
-wasm-bindgen --target web --no-typescript --out-dir "$site_root/pkg" --out-name "$name" \
+# The name section (function names for stack traces) is most of a release bundle's bytes.
+strip_names=()
+$release && strip_names=(--remove-name-section --remove-producers-section)
+wasm-bindgen --target web --no-typescript "${strip_names[@]}" --out-dir "$site_root/pkg" --out-name "$name" \
   "$target_dir/wasm32-unknown-unknown/$profile_dir/frontend.wasm"
+wasm="$site_root/pkg/${name}_bg.wasm"
+wasm_opt=target/tools/binaryen/node_modules/.bin/wasm-opt
+if $release && [[ -x "$wasm_opt" ]]; then
+  "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-reference-types --enable-multivalue --enable-mutable-globals "$wasm" -o "$wasm.opt"
+  mv "$wasm.opt" "$wasm"
+elif $release; then
+  echo "build-site: no wasm-opt (scripts/setup.sh --release installs it); the bundle stays larger" >&2
+fi
 # Leptos's hydration script loads NAME_bg.wasm, as wasm-bindgen names it, when the server was
 # built without cargo-leptos (which would set LEPTOS_OUTPUT_NAME at compile time).
 cp style/main.css "$site_root/pkg/$name.css"
 cp -r public/. "$site_root/"
-# Compressed copies beside the files: the server sends them to browsers that accept gzip, with no
-# compression work per request (the wasm shrinks to about a third).
-gzip -9 --keep --force "$site_root/pkg/$name"{_bg.wasm,.js,.css}
-echo "site built in $site_root ($(du -h "$site_root/pkg/${name}_bg.wasm" | cut -f1) of wasm, $(du -h "$site_root/pkg/${name}_bg.wasm.gz" | cut -f1) gzipped)"
+# Compressed copies beside the files: the server sends them to browsers that accept them, with
+# no compression work per request (gzip always; brotli for a release bundle, when installed:
+# at its best setting it takes too long on a debug bundle to be worth it there).
+files=("$site_root/pkg/$name"{_bg.wasm,.js,.css})
+gzip -9 --keep --force "${files[@]}"
+if $release && command -v brotli >/dev/null; then
+  brotli --keep --force --best "${files[@]}"
+else
+  rm -f "${files[@]/%/.br}"
+fi
+# The bundle's version, a hash of its contents: pages name the files under /pkg/VERSION/, which
+# browsers may then keep for a year (server/src/bundle.rs).
+cat "${files[@]}" | sha256sum | cut -c1-16 >"$site_root/pkg/VERSION"
+size() { if [[ -f "$1" ]]; then du -b "$1" | cut -f1; else echo 0; fi; }
+total() { local sum=0 file; for file in "$@"; do sum=$((sum + $(size "$file"))); done; echo "$sum"; }
+echo "site built in $site_root: wasm $(size "$wasm") bytes ($(size "$wasm.gz") gzip, $(size "$wasm.br") brotli);" \
+  "wasm + js + css $(total "${files[@]}") bytes, $(total "${files[@]/%/.gz}") gzip, $(total "${files[@]/%/.br}") brotli"

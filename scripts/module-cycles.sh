@@ -36,10 +36,11 @@ edges=$(
     elif [[ "$module" == *::* ]]; then parent=${module%::*}; else parent=""; fi
     {
       grep -oE 'crate(::[a-z_]+)+' "$file" | sed 's/^crate:://' || true
-      [[ -n "$parent" ]] && { grep -oE 'super(::[a-z_]+)+' "$file" | sed "s/^super/$parent/" || true; }
+      if [[ -n "$parent" ]]; then grep -oE 'super(::[a-z_]+)+' "$file" | sed "s/^super/$parent/" || true; fi
     } | sort -u | while read -r path; do
       used=$(resolve "$path")
-      [[ -n "$used" && "$used" != "$module" && "$module" != "$used"::* ]] && echo "$used $module"
+      # An `if`, not `&&`: a last test that is false must not fail the loop (pipefail).
+      if [[ -n "$used" && "$used" != "$module" && "$module" != "$used"::* ]]; then echo "$used $module"; fi
     done
   done | sort -u
 )

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export SQLX_OFFLINE=true
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-$target_dir/site}
-scripts/setup.sh
+scripts/setup.sh --release
 scripts/build-site.sh --release
 cargo build --release -p server
 exec "$target_dir/release/duo-admin" "$@"

@@ -6,8 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# --with-browser: what the browser tests need. --release: what the release bundle's size
+# levers need (wasm-opt, brotli); without them the bundle builds, only larger.
 with_browser=false
-[[ "${1:-}" == "--with-browser" ]] && with_browser=true
+release=false
+for arg in "$@"; do
+  case "$arg" in
+    --with-browser) with_browser=true ;;
+    --release) release=true ;;
+  esac
+done
 
 sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
@@ -20,6 +28,10 @@ if $with_browser; then
   command -v chromium >/dev/null || apt_packages+=(chromium)
   command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
   command -v npm >/dev/null || apt_packages+=(npm)
+fi
+if $release; then
+  command -v npm >/dev/null || apt_packages+=(npm)
+  command -v brotli >/dev/null || apt_packages+=(brotli)
 fi
 if ((${#apt_packages[@]})); then
   echo "setup: installing ${apt_packages[*]}"
@@ -47,4 +59,15 @@ if $with_browser && [[ "$(node -p "require('./target/tools/node_modules/axe-core
   echo "setup: installing axe-core $axe_version"
   mkdir -p target/tools
   npm install --prefix target/tools --no-audit --no-fund --no-save "axe-core@$axe_version" >/dev/null
+fi
+
+# wasm-opt from npm's binaryen 132, which shrinks the release bundle and keeps it hydrating
+# (Debian's binaryen 108 breaks hydration). Its own folder: one npm install does not prune the
+# other's package.
+binaryen_version=132
+wasm_opt=target/tools/binaryen/node_modules/.bin/wasm-opt
+if $release && [[ "$("$wasm_opt" --version 2>/dev/null)" != "wasm-opt version $binaryen_version "* ]]; then
+  echo "setup: installing wasm-opt (binaryen $binaryen_version)"
+  mkdir -p target/tools/binaryen
+  npm install --prefix target/tools/binaryen --no-audit --no-fund --no-save "binaryen@$binaryen_version.0.0" >/dev/null
 fi

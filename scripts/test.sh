@@ -9,6 +9,9 @@ export SQLX_OFFLINE=true
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-$target_dir/site}
+# A failing test prints its message, not pages of backtrace that bury it (run one test with
+# cargo test and RUST_BACKTRACE=1 to see where it failed).
+export RUST_BACKTRACE=0
 
 scripts/setup.sh --with-browser
 # The gates: formatting, then lints as errors over both halves of the code, the server build

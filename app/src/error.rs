@@ -14,6 +14,8 @@ pub type FieldErrors = BTreeMap<String, String>;
 pub const UNAUTHORIZED_MESSAGE: &str = "You need to sign in or sign up before continuing.";
 pub const FORBIDDEN_MESSAGE: &str =
     "You are signed in as an auditor. Auditors can see every page but cannot change anything.";
+pub const RATE_LIMITED_MESSAGE: &str =
+    "Too many requests with this token or session. Please try again in a moment.";
 pub const INTERNAL_MESSAGE: &str = "Something went wrong on our end. Please try again.";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -33,6 +35,9 @@ pub enum AppError {
     /// The database cannot be reached right now.
     #[error("The database is unavailable right now. Please try again in a moment.")]
     Unavailable,
+    /// Too many API requests from one caller in a minute.
+    #[error("{RATE_LIMITED_MESSAGE}")]
+    RateLimited,
     #[error("{INTERNAL_MESSAGE}")]
     Internal,
     /// The request never reached the server function, or its answer could not be read.
@@ -84,6 +89,7 @@ mod ssr {
                 AppError::NotFound => StatusCode::NOT_FOUND,
                 AppError::Conflict(_) => StatusCode::CONFLICT,
                 AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                AppError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 AppError::Internal | AppError::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
             }
         }

@@ -25,6 +25,7 @@ pub fn AdminShell() -> impl IntoView {
                                     {user.username.clone()}
                                     <span class="user-role">{user.role.label()}</span>
                                 </span>
+                                <a class="btn btn-default btn-sm" href=crate::tokens::domain::PAGE_PATH>"Access tokens"</a>
                                 <form method="post" action="/users/sign_out">
                                     <button type="submit" class="btn btn-default btn-sm">"Sign out"</button>
                                 </form>
@@ -63,32 +64,6 @@ fn SidebarLink(href: &'static str, label: &'static str) -> impl IntoView {
         <A href=href attr:class=move || if active() { "sidebar-link active" } else { "sidebar-link" }>
             {label}
         </A>
-    }
-}
-
-/// `/admin`: where sign-in lands by default.
-#[component]
-pub fn AdminOverview() -> impl IntoView {
-    view! {
-        <leptos_meta::Title text="Admin area"/>
-        <h1 class="page-title">"Admin area"</h1>
-        <div class="overview-cards">
-            <section class="card">
-                <h2>"GitLab Duo"</h2>
-                <p>"Manage GitLab Duo by configuring and assigning self-hosted models to AI-native features."</p>
-                <ul>
-                    <li><a href="/admin/gitlab_duo/configuration">"Configuration"</a></li>
-                    <li><a href="/admin/gitlab_duo/self_hosted">"Model configuration"</a></li>
-                </ul>
-            </section>
-            <section class="card">
-                <h2>"Audit events"</h2>
-                <p>"Every change made in this console, and every sign-in attempt."</p>
-                <ul>
-                    <li><a href="/admin/audit_events">"Audit events"</a></li>
-                </ul>
-            </section>
-        </div>
     }
 }
 

@@ -6,20 +6,27 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod chat;
-#[cfg(feature = "ssr")]
 pub mod checks;
+pub mod config_as_code;
 pub mod configuration;
+pub mod drafts;
 pub mod error;
 pub mod features;
 pub mod form_field;
+pub mod gateway;
+pub mod hydration;
 pub mod layout;
 pub mod modal;
 pub mod models;
+pub mod overview;
 #[cfg(feature = "ssr")]
 pub mod state;
+pub mod tokens;
+pub mod unsaved;
+pub mod when;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
@@ -27,10 +34,12 @@ use crate::audit::AuditEventsPage;
 use crate::auth::sign_in::SignInPage;
 use crate::configuration::ConfigurationPage;
 use crate::features::page::AiFeaturesPage;
-use crate::layout::{AdminOverview, AdminShell, NotFound};
+use crate::layout::{AdminShell, NotFound};
 use crate::models::form::{EditModelPage, NewModelPage};
 use crate::models::history::ModelHistoryPage;
 use crate::models::list::SelfHostedModelsPage;
+use crate::overview::AdminOverview;
+use crate::tokens::page::PersonalAccessTokensPage;
 
 /// The name of the browser bundle and style sheet under `/pkg/`.
 pub const OUTPUT_NAME: &str = "duo_admin";
@@ -44,6 +53,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.ico"/>
+                // Here, not in `App`: the server alone knows the bundle's versioned folder.
+                <link rel="stylesheet" href=format!("/{}/{OUTPUT_NAME}.css", options.site_pkg_dir)/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -57,8 +68,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    hydration::provide_hydration();
     view! {
-        <Stylesheet id="leptos" href=format!("/pkg/{OUTPUT_NAME}.css")/>
         <Title formatter=|page: String| format!("{page} · Admin area · GitLab")/>
         <Router>
             // Async: each page is sent whole, once its data has loaded. Out-of-order streaming
@@ -83,6 +94,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("gitlab_duo/model_selection/models") view=SelfHostedModelsPage/>
                     <Route path=path!("gitlab_duo/model_selection/models/new") view=NewModelPage/>
                     <Route path=path!("gitlab_duo/model_selection/models/:id/edit") view=EditModelPage/>
+                </ParentRoute>
+                // GitLab keeps a user's own settings outside the admin area, in the same shell.
+                <ParentRoute path=path!("/-/user_settings") view=AdminShell ssr=SsrMode::Async>
+                    <Route path=path!("personal_access_tokens") view=PersonalAccessTokensPage/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -23,6 +23,8 @@ pub struct AppState {
     pub master_keys: Arc<MasterKeys>,
     pub model_clients: Arc<ModelClients>,
     pub prompts: Arc<crate::chat::prompts::Prompts>,
+    /// This replica's copy of the features tab's data, checked against the database's generation.
+    pub features_tab: Arc<crate::features::api::ssr::TabCache>,
 }
 
 impl AppState {
@@ -31,7 +33,9 @@ impl AppState {
         provide_context(self.pool.clone());
         provide_context(self.catalog.clone());
         provide_context(self.master_keys.clone());
+        provide_context(crate::models::domain::ConsoleRegion(self.model_clients.console_region()));
         provide_context(self.model_clients.clone());
         provide_context(self.prompts.clone());
+        provide_context(self.features_tab.clone());
     }
 }

@@ -49,6 +49,12 @@ pub const END_SESSIONS_PATH: &str = "/admin/users/{login}/end_sessions";
 pub const PUBLIC_PATHS: &[&str] = &[SIGN_IN_PATH, "/healthz", "/readyz", "/favicon.ico"];
 pub const PUBLIC_PREFIXES: &[&str] = &["/pkg/"];
 
+/// Changes any signed-in user may make, auditors included, because they concern only
+/// themselves: signing out, and minting or revoking their own access tokens (whose scope is
+/// capped by their role).
+pub const SELF_SERVICE_PATHS: &[&str] =
+    &[SIGN_OUT_PATH, app::tokens::api::CREATE_PATH, app::tokens::api::REVOKE_PATH];
+
 pub fn is_public(path: &str) -> bool {
     PUBLIC_PATHS.contains(&path) || PUBLIC_PREFIXES.iter().any(|prefix| path.starts_with(prefix))
 }
@@ -76,6 +82,31 @@ pub async fn require_sign_in(
     if is_public(&path) && path != SIGN_IN_PATH {
         return next.run(request).await;
     }
+    let changes_something = !matches!(*request.method(), Method::GET | Method::HEAD);
+    // The JSON API also takes a personal access token; nothing else does, so a token cannot
+    // mint tokens or drive the pages. A token that is presented and fails is refused outright,
+    // never passed on to the session.
+    if crate::api::is_api_v1(&path)
+        && let Some(authorization) = request.headers().get(header::AUTHORIZATION)
+    {
+        let caller = match crate::api::bearer(authorization) {
+            Some(token) => app::tokens::store::authenticate(&state.pool, token).await,
+            None => Ok(None),
+        };
+        let caller = match caller {
+            Ok(Some(caller)) => caller,
+            Ok(None) => return crate::api::invalid_token(),
+            Err(error) => return error_response(&path, error),
+        };
+        if changes_something && !caller.user.is_admin() {
+            return error_response(&path, AppError::Forbidden);
+        }
+        request.extensions_mut().insert(caller.user.clone());
+        request.extensions_mut().insert(caller);
+        let mut response = next.run(request).await;
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return response;
+    }
     let user = match signed_in_user(&state, &session, session_max_age).await {
         Ok(user) => user,
         Err(error) => return error_response(&path, error),
@@ -87,8 +118,7 @@ pub async fn require_sign_in(
         }
         _ if path == SIGN_IN_PATH => next.run(request).await,
         Some(user) => {
-            let changes_something = !matches!(*request.method(), Method::GET | Method::HEAD);
-            if changes_something && !user.is_admin() && path != SIGN_OUT_PATH {
+            if changes_something && !user.is_admin() && !SELF_SERVICE_PATHS.contains(&path.as_str()) {
                 return error_response(&path, AppError::Forbidden);
             }
             request.extensions_mut().insert(user);
@@ -165,10 +195,17 @@ pub async fn same_site_only(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// An error as the client expects it: JSON for server functions, a short page otherwise.
+/// An error as the client expects it: a problem document for the JSON API, JSON for server
+/// functions, a short page otherwise.
 fn error_response(path: &str, error: AppError) -> Response {
     let status = error.status();
-    if is_api(path) { (status, Json(error)).into_response() } else { error_page(status, &error.to_string()) }
+    if crate::api::is_api_v1(path) {
+        crate::api::problem(error)
+    } else if is_api(path) {
+        (status, Json(error)).into_response()
+    } else {
+        error_page(status, &error.to_string())
+    }
 }
 
 /// A short page saying what went wrong, in the console's style.

@@ -77,12 +77,6 @@ pub struct Config {
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, global = true)]
     pub metrics_token: Option<String>,
 
-    /// Minutes between two rounds of scheduled checks (each model a feature uses is asked
-    /// GitLab's probe, and the outcome joins its history); 0 turns them off. With several
-    /// replicas, one of them runs each round.
-    #[arg(long, env = "CHECK_INTERVAL_MINUTES", default_value_t = 5, global = true)]
-    pub check_interval_minutes: u64,
-
     /// Days a model's tests are kept in its history.
     #[arg(long, env = "TEST_HISTORY_DAYS", default_value_t = 30, global = true)]
     pub test_history_days: i32,
@@ -142,6 +136,11 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20, global = true)]
     pub shutdown_grace_seconds: u64,
 
+    /// Requests a minute one personal access token (or one signed-in user) may make to the JSON
+    /// API, counted on each replica: N replicas allow at most N times this.
+    #[arg(long, env = "API_RATE_LIMIT_PER_MINUTE", default_value_t = 600, global = true)]
+    pub api_rate_limit_per_minute: u32,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -163,6 +162,36 @@ pub enum Command {
     /// Start or stop the private PostgreSQL cluster on its own (used by the test script).
     #[command(subcommand)]
     Database(DatabaseCommand),
+    /// Configuration as code: export the models, feature assignments and settings as one JSON
+    /// file, or import one (with a diff first; --dry-run changes nothing).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write the configuration as JSON: models (API keys only as references such as
+    /// {"env": "MIXTRAL_API_KEY"}), each feature's assignment by model name, the settings.
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Make the console's configuration what FILE says, in one transaction, each change audited;
+    /// print the diff (+ added, ~ changed, - removed). Models not in the file are removed;
+    /// features not in it are left as they are. API keys are read from the environment
+    /// variables the file names; one not set keeps the stored key.
+    Import {
+        /// The configuration file, or - for standard input.
+        file: std::path::PathBuf,
+        /// Print the diff and check every change, but change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The admin (username or e-mail) the changes are made as: the audit trail's author,
+        /// and the one whose acceptance of the testing terms turns beta on.
+        #[arg(long = "as", default_value = "root")]
+        as_admin: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +220,9 @@ pub enum UsersCommand {
     },
     /// List users and their roles.
     List,
+    /// A user's personal access tokens for the JSON API: create, list, revoke.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// End every session of a user at once (on every replica), and forget their known devices.
     EndSessions {
         /// Username or e-mail.
@@ -204,4 +236,34 @@ pub enum DatabaseCommand {
     Start,
     /// Stop the private cluster in <DATA_DIR>/postgres.
     Stop,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a personal access token for a user; it is printed once, only its hash is kept.
+    Create {
+        /// Username or e-mail of the owner.
+        login: String,
+        /// What the token is for, such as "CI" or "AI gateway".
+        #[arg(long)]
+        name: String,
+        /// read (GET only), admin (what the owner's role allows) or gateway (read, plus each
+        /// feature's model key on the gateway endpoint). Never more than the owner's role.
+        #[arg(long, default_value = "read")]
+        scope: String,
+        /// Expiry date, YYYY-MM-DD: after today, at most a year away. Default: in 30 days.
+        #[arg(long, default_value = "")]
+        expires_at: String,
+    },
+    /// List a user's tokens, revoked and expired ones included (never the tokens themselves).
+    List {
+        /// Username or e-mail.
+        login: String,
+    },
+    /// Revoke one of a user's tokens, by its id (from `list`): refused at once on every replica.
+    Revoke {
+        /// Username or e-mail.
+        login: String,
+        id: i64,
+    },
 }

@@ -1,8 +1,11 @@
 //! The duo-admin server: configuration, the database, sessions and the router. `main.rs` only
 //! wires these together; tests build the same router with `router()`.
 
+pub mod api;
 pub mod auth;
+pub mod bundle;
 pub mod config;
+pub mod config_as_code;
 pub mod database;
 pub mod devices;
 pub mod health;
@@ -32,7 +35,7 @@ use leptos::prelude::use_context;
 use leptos_axum::{LeptosRoutes, ResponseOptions, generate_route_list, handle_server_fns_with_context};
 use sqlx::PgPool;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::services::{ServeDir, ServeFile};
+use tower_http::services::ServeFile;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
@@ -58,6 +61,8 @@ pub struct RouterSettings {
     pub limits: Limits,
     /// The bearer token of `GET /metrics`; none, no such endpoint.
     pub metrics_token: Option<String>,
+    /// Requests a minute one token (or session) may make to the JSON API, on each replica.
+    pub api_rate_limit_per_minute: u32,
 }
 
 /// Bounds on what one client, or a flood of them, can make the server do.
@@ -106,6 +111,7 @@ impl From<&Config> for RouterSettings {
             ),
             trust_forwarded_for: config.trust_forwarded_for,
             metrics_token: config.metrics_token.clone(),
+            api_rate_limit_per_minute: config.api_rate_limit_per_minute,
             limits: Limits {
                 password_checks: config.sign_in_password_checks.unwrap_or_else(users::cores),
                 password_queue_timeout: StdDuration::from_secs(config.sign_in_queue_seconds),
@@ -139,13 +145,23 @@ pub const MOVED: &[(&str, &str)] = &[
 
 pub fn router(services: Services, settings: &RouterSettings) -> Router {
     let Services { pool, catalog, master_keys, model_clients, prompts } = services;
+    let site_root = Path::new(&settings.site_root);
+    let bundle = bundle::Bundle::load(site_root);
     let leptos_options = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
         .site_root(settings.site_root.as_str())
-        .site_pkg_dir("pkg")
+        .site_pkg_dir(bundle.pkg_dir())
         .site_addr(settings.listen)
         .build();
-    let state = AppState { leptos_options, pool: pool.clone(), catalog, master_keys, model_clients, prompts };
+    let state = AppState {
+        leptos_options,
+        pool: pool.clone(),
+        catalog,
+        master_keys,
+        model_clients,
+        prompts,
+        features_tab: Default::default(),
+    };
 
     // Saved only when changed: the guard changes it at most once a minute to move the idle
     // expiry, and a session deleted meanwhile is never written back (`sessions.rs`).
@@ -186,7 +202,6 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         let context = context.clone();
         move |request| handle_server_fns_with_context(context.clone(), request)
     };
-    let site_root = Path::new(&settings.site_root);
     let metrics = Arc::new(metrics::Metrics::new(settings.metrics_token.as_deref()));
 
     let mut moved = Router::new();
@@ -207,6 +222,7 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         .route(auth::END_SESSIONS_PATH, post(auth::end_user_sessions))
         // A layer covers only the routes above it: the throttle is for the sign-in form.
         .layer(Extension(Arc::new(sign_in_gate)))
+        .merge(api::router(api::rate::Limiter::new(settings.api_rate_limit_per_minute)))
         .route("/api/{*server_fn}", get(server_fns.clone()).post(server_fns))
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), {
             let options = state.leptos_options.clone();
@@ -216,7 +232,7 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         .layer(axum::middleware::from_fn_with_state(guard, auth::require_sign_in))
         .layer(sessions)
         // Below the session layer: static files and probes neither read nor write a session.
-        .nest_service("/pkg", ServeDir::new(site_root.join("pkg")).precompressed_gzip())
+        .nest_service("/pkg", bundle.router())
         .route_service("/favicon.ico", ServeFile::new(site_root.join("favicon.ico")))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -268,7 +284,7 @@ async fn time_limit(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let path = request.uri().path().to_owned();
-    if BOUNDED_ELSEWHERE.contains(&path.as_str()) {
+    if BOUNDED_ELSEWHERE.contains(&path.as_str()) || api::bounded_elsewhere(&path) {
         return next.run(request).await;
     }
     match tokio::time::timeout(limit, next.run(request)).await {
@@ -276,7 +292,9 @@ async fn time_limit(
         Err(_) => {
             tracing::warn!(path = %path, limit_seconds = limit.as_secs_f64(), "a request took too long: answered 503");
             let status = StatusCode::SERVICE_UNAVAILABLE;
-            if path.starts_with("/api/") {
+            if api::is_api_v1(&path) {
+                api::problem(app::error::AppError::Transport(TIMEOUT_MESSAGE.to_owned()))
+            } else if path.starts_with("/api/") {
                 (status, axum::Json(app::error::AppError::Transport(TIMEOUT_MESSAGE.to_owned())))
                     .into_response()
             } else {
@@ -342,6 +360,7 @@ pub fn route_inventory() -> Vec<RouteInfo> {
     routes.extend(auth::PUBLIC_PATHS.iter().map(|path| (Method::GET, (*path).to_owned())));
     routes.push((Method::GET, metrics::METRICS_PATH.to_owned()));
     routes.extend(MOVED.iter().map(|(old, _)| (Method::GET, (*old).to_owned())));
+    routes.extend(api::endpoints());
     for listing in generate_route_list(App) {
         for method in listing.methods() {
             let method = match method {

@@ -39,9 +39,9 @@ pub fn verify_password(password: &str, password_hash: &str) -> bool {
 }
 
 /// Checks a password against a stored argon2 hash, with `area` as argon2's working memory
-/// (grown to the hash's memory cost, 19 MiB by default, and kept for the next check). Reusing
-/// it matters: a fresh 19 MiB per check, freed on whichever blocking thread ran it, left the
-/// allocator holding one such area per thread arena, hundreds of MiB after a flood of sign-ins.
+/// (grown to the hash's memory cost, 19 MiB by default). The server gives each check a fresh
+/// area, freed when it ends: with glibc's malloc that left one area per thread arena resident,
+/// hundreds of MiB after a flood of sign-ins; mimalloc (server/src/main.rs) gives it back.
 /// The comparison is constant-time (`Output`'s equality).
 pub fn verify_password_in(password: &str, password_hash: &str, area: &mut Vec<argon2::Block>) -> bool {
     use argon2::password_hash::Output;
@@ -67,12 +67,12 @@ pub fn verify_password_in(password: &str, password_hash: &str, area: &mut Vec<ar
 /// Password checks (argon2id, 19 MiB and tens of milliseconds of CPU each) allowed at once, and
 /// how long one may wait for its turn. Without a bound, a flood of sign-ins would take every core
 /// and as much memory as it liked; with it, the excess is refused quickly with a clear message.
+/// Each check's 19 MiB is freed when it ends (and given back to the system by the allocator), so
+/// a console at rest holds none of it: at most one area per turn exists, and only during checks.
 #[derive(Debug)]
 pub struct PasswordChecks {
     permits: tokio::sync::Semaphore,
     queue_timeout: std::time::Duration,
-    /// argon2's working memory, one per turn, reused from check to check.
-    areas: std::sync::Mutex<Vec<Vec<argon2::Block>>>,
 }
 
 /// The server had no turn free for a password check within the queue timeout.
@@ -84,11 +84,7 @@ pub const BUSY_MESSAGE: &str =
 
 impl PasswordChecks {
     pub fn new(at_once: usize, queue_timeout: std::time::Duration) -> Self {
-        PasswordChecks {
-            permits: tokio::sync::Semaphore::new(at_once.max(1)),
-            queue_timeout,
-            areas: std::sync::Mutex::new(Vec::new()),
-        }
+        PasswordChecks { permits: tokio::sync::Semaphore::new(at_once.max(1)), queue_timeout }
     }
 
     /// How long a sign-in waits for a turn before it is refused as busy.
@@ -102,21 +98,9 @@ impl PasswordChecks {
             .await
             .map_err(|_| Busy)?
             .map_err(|_| Busy)?;
-        let areas = || self.areas.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut area = areas().pop().unwrap_or_default();
-        let checked = tokio::task::spawn_blocking(move || {
-            let ok = verify_password_in(&password, &hash, &mut area);
-            (ok, area)
-        })
-        .await;
+        let checked = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await;
         drop(permit);
-        match checked {
-            Ok((ok, area)) => {
-                areas().push(area);
-                Ok(ok)
-            }
-            Err(_) => Ok(false),
-        }
+        Ok(checked.unwrap_or(false))
     }
 }
 
@@ -441,6 +425,81 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<CurrentUser>, sqlx::Err
         .into_iter()
         .map(|row| user_from_row(row.id, row.username, row.email, &row.role))
         .collect()
+}
+
+/// `duo-admin users tokens ...`: the same creation, listing and revocation as the user's own
+/// page (`app::tokens`), with the same rules and audit events, for any user. Returns what to
+/// print: a created token appears there once, and nowhere else.
+pub async fn manage_tokens(
+    pool: &PgPool,
+    command: crate::config::TokensCommand,
+    actor: &Actor,
+) -> anyhow::Result<String> {
+    use crate::config::TokensCommand;
+    use app::tokens::api::ssr::{create_for, revoke_for};
+    use app::tokens::domain::TokenForm;
+
+    let owner = |login: String| async move {
+        match find_by_login(pool, &login).await? {
+            Some(stored) => anyhow::Ok(stored.user),
+            None => bail!("No user has the username or e-mail \"{login}\"."),
+        }
+    };
+    let explained = |error: app::error::AppError| match error {
+        app::error::AppError::Validation(errors) => {
+            let lines: Vec<String> =
+                errors.iter().map(|(field, message)| format!("--{field}: {message}")).collect();
+            anyhow::anyhow!(lines.join("\n").replace("--expires_at", "--expires-at"))
+        }
+        app::error::AppError::NotFound => anyhow::anyhow!("That user has no active token with this id."),
+        other => anyhow::anyhow!(other.to_string()),
+    };
+    match command {
+        TokensCommand::Create { login, name, scope, expires_at } => {
+            let owner = owner(login).await?;
+            let form = TokenForm { name, scope, expires_at };
+            let created = create_for(pool, &owner, &form, actor).await.map_err(explained)?;
+            Ok(format!(
+                "Created token {} ({}) for {}, scope {}, expiring on {}.\n\
+                 Token (shown once; only its hash is kept): {}\n",
+                created.row.id,
+                created.row.name,
+                owner.username,
+                created.row.scope.key(),
+                created.row.expires_at.date_naive(),
+                created.token
+            ))
+        }
+        TokensCommand::List { login } => {
+            let owner = owner(login).await?;
+            let now = Utc::now();
+            let tokens = app::tokens::store::list(pool, owner.id, true).await.map_err(explained)?;
+            let mut out = String::from("id\tname\tscope\tcreated\texpires\tlast used\tstate\n");
+            for token in tokens {
+                let state = match (token.revoked_at, token.is_active(now)) {
+                    (Some(_), _) => "revoked",
+                    (None, true) => "active",
+                    (None, false) => "expired",
+                };
+                let last_used =
+                    token.last_used_at.map(|at| at.to_rfc3339()).unwrap_or_else(|| "never".to_owned());
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\t{last_used}\t{state}\n",
+                    token.id,
+                    token.name,
+                    token.scope.key(),
+                    token.created_at.to_rfc3339(),
+                    token.expires_at.date_naive(),
+                ));
+            }
+            Ok(out)
+        }
+        TokensCommand::Revoke { login, id } => {
+            let owner = owner(login).await?;
+            revoke_for(pool, &owner, id, actor).await.map_err(explained)?;
+            Ok(format!("Revoked token {id} of {}.\n", owner.username))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@
 #[path = "../tests/it/common/mod.rs"]
 mod common;
 
+// The server's allocator (server/src/main.rs): its memory figures are production's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

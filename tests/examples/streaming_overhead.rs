@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use app::chat::{ChatEvent, ChatMessage, LineBuffer, Speaker};
 use common::fake_bedrock::FakeBedrock;
 use futures::StreamExt;
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::Executor;
 
 const ROUNDS: usize = 200;
 const CONCURRENT: usize = 200;
@@ -23,13 +23,7 @@ const CONCURRENT_ROUNDS: usize = 5;
 
 #[tokio::main]
 async fn main() {
-    let url = std::env::var("DATABASE_URL").expect("set DATABASE_URL to a PostgreSQL server");
-    let mut admin = PgConnection::connect(&url).await.expect("PostgreSQL answers");
-    admin.execute("DROP DATABASE IF EXISTS duo_admin_bench").await.unwrap();
-    admin.execute("CREATE DATABASE duo_admin_bench").await.unwrap();
-    let bench_url = format!("{}/duo_admin_bench", url.rsplit_once('/').unwrap().0);
-    let pool = sqlx::PgPool::connect(&bench_url).await.unwrap();
-    server::database::MIGRATOR.run(&pool).await.unwrap();
+    let (mut admin, pool) = common::scratch_database("duo_admin_bench").await;
 
     let fake = FakeBedrock::start().await;
     let app = common::TestApp::builder(pool.clone())

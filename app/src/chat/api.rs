@@ -17,12 +17,19 @@ pub const TEST_PROMPT: &str = "Just say hello.";
 pub const TEST_MAX_TOKENS: i32 = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ConnectionTest {
     pub ok: bool,
     pub message: String,
     pub reply: String,
     pub figures: Figures,
+    /// Whether it became the model's last test: only a test of the saved values does.
+    pub recorded: bool,
 }
+
+/// Said under a test of an edited form's unsaved values.
+pub const NOT_RECORDED: &str =
+    "These values are not saved, so this test is not recorded as the model's last test.";
 
 /// Asks the model described by the form (not yet saved) to say hello.
 #[server(endpoint = "test_self_hosted_model_connection")]
@@ -40,6 +47,22 @@ impl From<SaveModel> for TestConnection {
     }
 }
 
+/// "Load models": the models the form's endpoint (or Bedrock region) offers, to pick the
+/// identifier from. Each failure comes back at the field to fix; nothing is stored.
+#[server(endpoint = "discover_self_hosted_models")]
+pub async fn discover_models(
+    id: Option<i64>,
+    #[server(flatten)] form: ModelForm,
+) -> Result<Vec<crate::models::domain::DiscoveredModel>, AppError> {
+    ssr::discover_models(id, form).await.map_err(AppError::respond)
+}
+
+impl From<SaveModel> for DiscoverModels {
+    fn from(save: SaveModel) -> Self {
+        DiscoverModels { id: save.id, form: save.form }
+    }
+}
+
 /// "Test all": asks every model GitLab's probe, several at once, and streams each outcome as a
 /// `TestAllEvent` line as it comes, then the summary. Each outcome joins the model's history.
 #[server(endpoint = "test_all_self_hosted_models", output = StreamingText)]
@@ -47,8 +70,18 @@ pub async fn test_all_models() -> Result<TextStream<AppError>, AppError> {
     ssr::test_all_models().await.map_err(AppError::respond)
 }
 
+/// "Test all" on the features tab: every visible feature that a model serves (its own or its
+/// fallback's) is asked GitLab's probe with that feature's prompt, several at once, streamed as
+/// on the models tab. Each outcome joins the answering model's history.
+#[server(endpoint = "test_all_ai_features", output = StreamingText)]
+pub async fn test_all_features() -> Result<TextStream<AppError>, AppError> {
+    ssr::test_all_features().await.map_err(AppError::respond)
+}
+
 /// How many models "Test all" tests at once.
 pub const TEST_ALL_FAN_OUT: usize = 8;
+/// The answer to a "Test all" while another one runs, on this replica or another.
+pub const TEST_ALL_BUSY: &str = "A Test all is already running. Wait for its results, then try again.";
 
 /// Streams a saved model's reply to the conversation in `messages` (JSON of `ChatMessage`s),
 /// one `ChatEvent` line at a time.
@@ -75,10 +108,16 @@ pub mod ssr {
     use crate::auth::ssr::require_admin;
     use crate::catalog::Catalog;
     use crate::chat::client::ModelClients;
-    use crate::chat::client::{Exchange, ModelFailure, ReplyEvent, Target, stream_reply};
+    use crate::chat::client::{
+        AZURE_PREFIX, Callee, Exchange, ModelFailure, ModelSource, ReplyEvent, Target, discover,
+        is_azure_resource, stream_reply,
+    };
     use crate::chat::prompts::Prompts;
     use crate::chat::{ChatEvent, ChatMessage, Speaker, TestAllEvent};
     use crate::configuration::api::ssr::exchange_limit;
+    use crate::models::domain::{
+        BedrockRegion, DiscoveredModel, Endpoint, GoogleProject, Platform, VertexLocation,
+    };
     use crate::models::domain::{KEY_NEEDED_FOR_NEW_ENDPOINT, KeyAction, LastTest, origin_of};
     use crate::models::secrets::{ApiKey, MasterKeys};
     use crate::models::store::{self, CallableModel, TestKind};
@@ -92,6 +131,18 @@ pub mod ssr {
 
     fn talk() -> Talk {
         Talk { pool: expect_context(), catalog: expect_context(), clients: expect_context() }
+    }
+
+    /// Where a stored model is called, with its opened key.
+    fn stored_target(model: CallableModel, key: Option<ApiKey>) -> Target {
+        Target::new(Callee {
+            platform: model.platform,
+            endpoint: model.endpoint,
+            identifier: &model.identifier,
+            bedrock_region: model.bedrock_region,
+            google: model.vertex_project.zip(model.vertex_location),
+            api_key: key,
+        })
     }
 
     fn open_key(model: &CallableModel) -> Result<Option<ApiKey>, AppError> {
@@ -109,31 +160,44 @@ pub mod ssr {
         let state = talk();
         let valid =
             form.parse(|family| state.catalog.family(family).is_some()).map_err(AppError::Validation)?;
-        let endpoint = valid.endpoint.map(|e| e.as_str().to_owned());
-        let key = match (valid.platform.uses_api_key(), form.key_action(), form.typed_key(), id) {
-            (false, ..) | (_, KeyAction::Remove, ..) => None,
-            (_, _, Some(typed), _) => Some(ApiKey::new(typed.to_owned())),
-            // Editing without a new key: test with the stored one, but only at the endpoint it
-            // was stored for; a changed endpoint could be anyone's.
-            (_, KeyAction::Keep | KeyAction::Replace, None, Some(id)) => {
-                let stored = store::callable(&state.pool, id).await?;
-                if stored.sealed_key.is_none() {
-                    None
-                } else {
-                    let typed_origin = endpoint.as_deref().and_then(origin_of);
-                    if typed_origin.is_none()
-                        || typed_origin != stored.endpoint.as_deref().and_then(origin_of)
-                    {
-                        return Err(AppError::field("api_key", KEY_NEEDED_FOR_NEW_ENDPOINT));
-                    }
-                    let key = open_key(&stored)?;
-                    audit_stored_key_use(&state.pool, &user, &stored).await?;
-                    key
-                }
-            }
-            _ => None,
+        let endpoint = valid.endpoint.as_ref().map(|e| e.as_str().to_owned());
+        let region = valid.bedrock_region.as_ref().map(|region| region.as_str().to_owned());
+        let google = valid
+            .google
+            .as_ref()
+            .map(|(project, location)| (project.as_str().to_owned(), location.as_str().to_owned()));
+        let stored = match id {
+            Some(id) => Some(store::callable(&state.pool, id).await?),
+            None => None,
         };
-        let target = Target::new(valid.platform, endpoint, valid.identifier.as_str(), key);
+        // A test speaks for the saved model only if it tested exactly what is saved; a test
+        // of edited values is shown, never recorded as the model's.
+        let saved_values = stored.as_ref().is_some_and(|stored| {
+            let same_key = !valid.platform.uses_api_key()
+                || match (form.key_action(), form.typed_key()) {
+                    (KeyAction::Remove, _) => stored.sealed_key.is_none(),
+                    (_, Some(_)) => false,
+                    (_, None) => true,
+                };
+            valid.name.as_str() == stored.name
+                && valid.platform == stored.platform
+                && valid.model_family == stored.family
+                && endpoint == stored.endpoint
+                && valid.identifier.as_str() == stored.identifier
+                && region == stored.bedrock_region
+                && google.as_ref().map(|(project, _)| project) == stored.vertex_project.as_ref()
+                && google.as_ref().map(|(_, location)| location) == stored.vertex_location.as_ref()
+                && same_key
+        });
+        let key = key_to_send(&state, &user, valid.platform, endpoint.as_deref(), &form, id, "test").await?;
+        let target = Target::new(Callee {
+            platform: valid.platform,
+            endpoint,
+            identifier: valid.identifier.as_str(),
+            bedrock_region: region,
+            google,
+            api_key: key,
+        });
         let exchange = Exchange {
             system: None,
             messages: vec![ChatMessage { speaker: Speaker::User, text: TEST_PROMPT.to_owned() }],
@@ -151,23 +215,126 @@ pub mod ssr {
                 ReplyEvent::Failed(failure) => outcome = Err(failure),
             }
         }
-        if let Some(id) = id {
-            record_last_test(&state.pool, id, &outcome, CONNECTED, &user.username, TestKind::TestConnection)
+        let recorded = match id {
+            Some(id) if saved_values => {
+                record_last_test(
+                    &state.pool,
+                    id,
+                    &outcome,
+                    CONNECTED,
+                    &user.username,
+                    TestKind::TestConnection,
+                )
                 .await;
-        }
-        Ok(match outcome {
-            Ok(figures) => ConnectionTest { ok: true, message: CONNECTED.to_owned(), reply, figures },
-            Err(failure) => {
-                ConnectionTest { ok: false, message: failure.to_string(), reply, figures: Figures::default() }
+                true
             }
+            _ => false,
+        };
+        Ok(match outcome {
+            Ok(figures) => {
+                ConnectionTest { ok: true, message: CONNECTED.to_owned(), reply, figures, recorded }
+            }
+            Err(failure) => ConnectionTest {
+                ok: false,
+                message: failure.to_string(),
+                reply,
+                figures: Figures::default(),
+                recorded,
+            },
         })
     }
 
-    /// A stored key was opened for a test: who, which model, which endpoint (never the key).
+    /// The key a call with the form's values sends: the typed one, else (editing) the stored
+    /// one, but only to the endpoint's origin it was stored for: a changed endpoint could be
+    /// anyone's. `purpose` names the call in the audit trail ("test", "list the models of").
+    async fn key_to_send(
+        state: &Talk,
+        user: &crate::auth::CurrentUser,
+        platform: crate::models::domain::Platform,
+        endpoint: Option<&str>,
+        form: &ModelForm,
+        id: Option<i64>,
+        purpose: &str,
+    ) -> Result<Option<ApiKey>, AppError> {
+        Ok(match (platform.uses_api_key(), form.key_action(), form.typed_key(), id) {
+            (false, ..) | (_, KeyAction::Remove, ..) => None,
+            (_, _, Some(typed), _) => Some(ApiKey::new(typed.to_owned())),
+            (_, KeyAction::Keep | KeyAction::Replace, None, Some(id)) => {
+                let stored = store::callable(&state.pool, id).await?;
+                if stored.sealed_key.is_none() {
+                    return Ok(None);
+                }
+                let typed_origin = endpoint.and_then(origin_of);
+                if typed_origin.is_none() || typed_origin != stored.endpoint.as_deref().and_then(origin_of) {
+                    return Err(AppError::field("api_key", KEY_NEEDED_FOR_NEW_ENDPOINT));
+                }
+                let key = open_key(&stored)?;
+                audit_stored_key_use(&state.pool, user, &stored, purpose).await?;
+                key
+            }
+            _ => None,
+        })
+    }
+
+    /// "Load models" on the form: the models its endpoint (or its Bedrock region) offers,
+    /// asked with the form's unsaved values. Nothing is stored.
+    pub async fn discover_models(id: Option<i64>, form: ModelForm) -> Result<Vec<DiscoveredModel>, AppError> {
+        let user = require_admin().await?;
+        let state = talk();
+        // Only what the call needs is checked: the name, family and identifier may still be blank.
+        let platform =
+            Platform::parse(&form.platform).map_err(|message| AppError::field("platform", message))?;
+        let source = match platform {
+            Platform::OpenAiCompatible => {
+                let endpoint = Endpoint::parse(&form.endpoint)
+                    .map_err(|message| AppError::field("endpoint", message))?;
+                let api_key = key_to_send(
+                    &state,
+                    &user,
+                    platform,
+                    Some(endpoint.as_str()),
+                    &form,
+                    id,
+                    "list the models of",
+                )
+                .await?;
+                let endpoint = endpoint.as_str().to_owned();
+                // Azure's resources list their deployments on their own path and key header:
+                // known by an `azure/` identifier, or by the resource's host.
+                if form.identifier.trim().starts_with(AZURE_PREFIX) || is_azure_resource(&endpoint) {
+                    ModelSource::AzureOpenAi { endpoint, api_key }
+                } else {
+                    ModelSource::OpenAiCompatible { endpoint, api_key }
+                }
+            }
+            Platform::Bedrock => {
+                let region = BedrockRegion::parse(&form.bedrock_region)
+                    .map_err(|message| AppError::field("bedrock_region", message))?;
+                ModelSource::Bedrock { region: region.map(|region| region.as_str().to_owned()) }
+            }
+            Platform::VertexAi => {
+                let project = GoogleProject::parse(&form.vertex_project)
+                    .map_err(|message| AppError::field("vertex_project", message))?;
+                let location = VertexLocation::parse(&form.vertex_location)
+                    .map_err(|message| AppError::field("vertex_location", message))?;
+                ModelSource::VertexAi {
+                    project: project.as_str().to_owned(),
+                    location: location.as_str().to_owned(),
+                }
+            }
+        };
+        let limit = exchange_limit(&state.pool).await?;
+        discover(&state.clients, source, limit)
+            .await
+            .map_err(|failure| AppError::field(failure.field, failure.message))
+    }
+
+    /// A stored key was opened for a call: who, which model, which endpoint (never the key).
     async fn audit_stored_key_use(
         pool: &sqlx::PgPool,
         user: &crate::auth::CurrentUser,
         model: &CallableModel,
+        purpose: &str,
     ) -> Result<(), AppError> {
         let endpoint = model.endpoint.as_deref().unwrap_or("--");
         record(
@@ -179,7 +346,7 @@ pub mod ssr {
                 target_id: Some(model.id.to_string()),
                 target_name: Some(&model.name),
                 message: format!(
-                    "Stored API key of self-hosted model {} used to test {endpoint}",
+                    "Stored API key of self-hosted model {} used to {purpose} {endpoint}",
                     model.name
                 ),
                 before: None,
@@ -190,11 +357,13 @@ pub mod ssr {
         Ok(())
     }
 
-    /// Asks a stored model GitLab's probe ("Just say hello.", 16 tokens).
+    /// Asks a stored model GitLab's probe ("Just say hello.", 16 tokens), after a feature's
+    /// system prompt when a feature is tested.
     pub async fn probe(
         clients: &ModelClients,
         master_keys: &MasterKeys,
         model: CallableModel,
+        system: Option<String>,
         limit: std::time::Duration,
     ) -> Result<Figures, ModelFailure> {
         let key = model.open_key(master_keys).map_err(|error| {
@@ -204,9 +373,9 @@ pub mod ssr {
                     .to_owned(),
             )
         })?;
-        let target = Target::new(model.platform, model.endpoint, &model.identifier, key);
+        let target = stored_target(model, key);
         let exchange = Exchange {
-            system: None,
+            system,
             messages: vec![ChatMessage { speaker: Speaker::User, text: TEST_PROMPT.to_owned() }],
             max_tokens: TEST_MAX_TOKENS,
             temperature: None,
@@ -223,9 +392,32 @@ pub mod ssr {
         outcome
     }
 
+    /// The key of the advisory lock that lets one "Test all" run at a time.
+    const TEST_ALL_LOCK: i64 = 0x7465_7374_5f61_6c6c;
+
+    /// One "Test all" at a time across the console, whichever replica and tab it comes from:
+    /// each holds a transaction-level advisory lock for as long as its stream lives, so a second
+    /// click, a script looping on the endpoint or a second replica cannot multiply the calls to
+    /// every model. The lock goes with the transaction: when the run ends, or its stream is
+    /// dropped because the browser went away.
+    async fn claim_test_all(
+        pool: &sqlx::PgPool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, AppError> {
+        let mut claim = pool.begin().await?;
+        let claimed =
+            sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "claimed!""#, TEST_ALL_LOCK)
+                .fetch_one(&mut *claim)
+                .await?;
+        if !claimed {
+            return Err(AppError::Conflict(TEST_ALL_BUSY.to_owned()));
+        }
+        Ok(claim)
+    }
+
     pub async fn test_all_models() -> Result<TextStream<AppError>, AppError> {
         let user = require_admin().await?;
         let state = talk();
+        let claim = claim_test_all(&state.pool).await?;
         let master_keys = expect_context::<Arc<MasterKeys>>();
         let models = store::summaries(&state.pool).await?;
         let limit = exchange_limit(&state.pool).await?;
@@ -251,19 +443,88 @@ pub mod ssr {
                     (pool.clone(), clients.clone(), master_keys.clone(), ran_by.clone());
                 async move {
                     let outcome = match store::callable(&pool, model.id).await {
-                        Ok(callable) => probe(&clients, &master_keys, callable, limit).await,
+                        Ok(callable) => probe(&clients, &master_keys, callable, None, limit).await,
                         Err(_) => Err(ModelFailure::Provider("The model could not be read.".to_owned())),
                     };
-                    record_last_test(&pool, model.id, &outcome, CONNECTED, &ran_by, TestKind::TestConnection)
-                        .await;
+                    record_last_test(&pool, model.id, &outcome, CONNECTED, &ran_by, TestKind::TestAll).await;
                     let (ok, message, total_ms) = match outcome {
                         Ok(figures) => (true, CONNECTED.to_owned(), figures.total_ms),
                         Err(failure) => (false, failure.to_string(), 0),
                     };
-                    TestAllEvent::Tested { model: model.name, ok, message, total_ms }
+                    TestAllEvent::Tested { subject: model.name, ok, message, total_ms }
                 }
             })
             .buffer_unordered(TEST_ALL_FAN_OUT);
+        Ok(test_all_lines(total, outcomes, claim))
+    }
+
+    pub async fn test_all_features() -> Result<TextStream<AppError>, AppError> {
+        let user = require_admin().await?;
+        let state = talk();
+        let claim = claim_test_all(&state.pool).await?;
+        let master_keys = expect_context::<Arc<MasterKeys>>();
+        let prompts = expect_context::<Arc<Prompts>>();
+        let beta = crate::configuration::api::ssr::beta_enabled(&state.pool).await?;
+        let served: Vec<(String, String, i64)> =
+            crate::features::api::ssr::served_by(&state.pool, &state.catalog, beta)
+                .await?
+                .into_iter()
+                .filter_map(|(key, model)| {
+                    let title = state.catalog.feature(&key)?.title.clone();
+                    Some((key, title, model?))
+                })
+                .collect();
+        let limit = exchange_limit(&state.pool).await?;
+        record(
+            &state.pool,
+            &Actor::signed_in(&user).await,
+            NewAuditEvent {
+                action: "ai_features_tested",
+                target_type: "AiFeatureSetting",
+                target_id: None,
+                target_name: None,
+                message: format!("Tested all {} AI-native features that have a model", served.len()),
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
+        let total = served.len();
+        let (pool, clients, ran_by) = (state.pool.clone(), state.clients.clone(), user.username);
+        let outcomes = futures::stream::iter(served)
+            .map(move |(key, title, model_id)| {
+                let (pool, clients, master_keys, prompts, ran_by) =
+                    (pool.clone(), clients.clone(), master_keys.clone(), prompts.clone(), ran_by.clone());
+                async move {
+                    let (outcome, answering) = match store::callable(&pool, model_id).await {
+                        Ok(model) => {
+                            let name = model.name.clone();
+                            let system = prompts.resolve(&key, &model.family).map(|p| p.system.clone());
+                            (probe(&clients, &master_keys, model, system, limit).await, name)
+                        }
+                        Err(_) => (
+                            Err(ModelFailure::Provider("The model could not be read.".to_owned())),
+                            String::new(),
+                        ),
+                    };
+                    record_last_test(&pool, model_id, &outcome, CONNECTED, &ran_by, TestKind::TestAll).await;
+                    let (ok, message, total_ms) = match outcome {
+                        Ok(figures) => (true, format!("{answering} answered"), figures.total_ms),
+                        Err(failure) => (false, failure.to_string(), 0),
+                    };
+                    TestAllEvent::Tested { subject: title, ok, message, total_ms }
+                }
+            })
+            .buffer_unordered(TEST_ALL_FAN_OUT);
+        Ok(test_all_lines(total, outcomes, claim))
+    }
+
+    /// A Test all's lines: how many, each outcome as it comes, then how many answered.
+    fn test_all_lines(
+        total: usize,
+        outcomes: impl futures::Stream<Item = TestAllEvent> + Send + 'static,
+        claim: sqlx::Transaction<'static, sqlx::Postgres>,
+    ) -> TextStream<AppError> {
         let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = answered.clone();
         let lines = futures::stream::once(async move { TestAllEvent::Started(total) })
@@ -273,10 +534,14 @@ pub mod ssr {
                 }
             }))
             .chain(futures::stream::once(async move {
+                // Let go of the claim before saying so: a Test all started on "Finished" runs.
+                if let Err(error) = claim.rollback().await {
+                    tracing::warn!(%error, "a Test all's claim could not be let go; it ends with its connection");
+                }
                 TestAllEvent::Finished { answered: answered.load(std::sync::atomic::Ordering::SeqCst), total }
             }))
             .map(|event| Ok::<String, AppError>(crate::chat::ascii_line(&event)));
-        Ok(TextStream::new(lines))
+        TextStream::new(lines)
     }
 
     fn conversation(messages: &str) -> Result<Vec<ChatMessage>, AppError> {
@@ -340,7 +605,7 @@ pub mod ssr {
         answering: Option<String>,
     ) -> Result<TextStream<AppError>, AppError> {
         let key = open_key(&model)?;
-        let target = Target::new(model.platform, model.endpoint, &model.identifier, key);
+        let target = stored_target(model, key);
         let limit = exchange_limit(&state.pool).await?;
         let pool = state.pool.clone();
         let first = futures::stream::iter(answering.map(ChatEvent::Answering));

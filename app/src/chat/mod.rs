@@ -46,11 +46,11 @@ impl ChatEvent {
 /// One line of "Test all", as the browser receives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TestAllEvent {
-    /// How many models are being tested.
+    /// How many models (or features) are being tested.
     Started(usize),
-    /// One model's outcome, as its list row shows it.
+    /// One outcome: the model's name, or the feature's title and its model's.
     Tested {
-        model: String,
+        subject: String,
         ok: bool,
         message: String,
         total_ms: u64,

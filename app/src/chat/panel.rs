@@ -25,6 +25,24 @@ pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> i
     let figures = RwSignal::new(None::<Figures>);
     let failure = RwSignal::new(None::<String>);
     let answering = RwSignal::new(None::<String>);
+    // Replies the admin stopped, by their place in the conversation; and whether the last stop
+    // came before the model wrote anything.
+    let stopped = RwSignal::new(Vec::<usize>::new());
+    let stopped_early = RwSignal::new(false);
+    // Browser only: when the running reply was asked for, and the clock since (ticking).
+    let asked_at = RwSignal::new(0.0_f64);
+    let now = RwSignal::new(0.0_f64);
+    let ticking = StoredValue::new(None::<leptos::prelude::IntervalHandle>);
+    // Browser only: stops the running reply. Dropping the request's stream cancels its body,
+    // which closes the connection: the server sees the reader go and ends the model call.
+    let stop_reply = StoredValue::new(None::<futures::future::AbortHandle>);
+    let stop = move || {
+        if let Some(handle) = stop_reply.try_get_value().flatten() {
+            handle.abort();
+        }
+    };
+    // A chat box closed while a reply runs stops it too.
+    on_cleanup(stop);
 
     let send = move || {
         let target = target.clone();
@@ -39,12 +57,23 @@ pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> i
         draft.set(String::new());
         figures.set(None);
         failure.set(None);
+        stopped_early.set(false);
         streaming.set(true);
+        let started = js_sys::Date::now();
+        asked_at.set(started);
+        now.set(started);
+        let tick = set_interval_with_handle(
+            move || now.set(js_sys::Date::now()),
+            std::time::Duration::from_millis(100),
+        );
+        ticking.set_value(tick.ok());
+        let (handle, registration) = futures::future::AbortHandle::new_pair();
+        stop_reply.set_value(Some(handle));
         // What is sent: the conversation so far, without the empty reply being written.
         let history: Vec<ChatMessage> =
             conversation.get_untracked().into_iter().filter(|m| !m.text.is_empty()).collect();
         let history = serde_json::to_string(&history).unwrap_or_default();
-        leptos::task::spawn_local(async move {
+        let exchange = async move {
             use futures::StreamExt;
             let reply = match target {
                 ChatTarget::Model(id) => chat_with_model(id, history).await,
@@ -78,15 +107,32 @@ pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> i
                     }
                 }
             }
-            // A reply that never came leaves no empty bubble behind.
-            conversation.update(|messages| {
-                if messages.last().is_some_and(|m| m.speaker == Speaker::Assistant && m.text.is_empty()) {
+        };
+        leptos::task::spawn_local(async move {
+            let was_stopped = futures::future::Abortable::new(exchange, registration).await.is_err();
+            if let Some(tick) = ticking.try_get_value().flatten() {
+                tick.clear();
+            }
+            let _ = ticking.try_set_value(None);
+            let _ = stop_reply.try_set_value(None);
+            // A reply that never came leaves no empty bubble behind; a stopped one keeps what
+            // the model wrote so far, marked as stopped.
+            let _ = conversation.try_update(|messages| {
+                let empty =
+                    messages.last().is_some_and(|m| m.speaker == Speaker::Assistant && m.text.is_empty());
+                if empty {
                     messages.pop();
+                } else if was_stopped && let Some(at) = messages.len().checked_sub(1) {
+                    stopped.update(|stopped| stopped.push(at));
+                }
+                if was_stopped {
+                    stopped_early.set(empty);
                 }
             });
-            streaming.set(false);
+            let _ = streaming.try_set(false);
         });
     };
+    let elapsed = move || format!("{:.1} s", ((now.get() - asked_at.get()) / 1000.0).max(0.0));
 
     // Copy, for the form's submit and the message's Enter alike.
     let send = Callback::new(move |()| send());
@@ -99,17 +145,31 @@ pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> i
                     <For
                         each=move || conversation.get().into_iter().enumerate()
                         key=|(index, message)| (*index, message.text.clone())
-                        children=move |(_, message)| {
+                        children=move |(index, message)| {
                             let class = match message.speaker {
                                 Speaker::User => "chat-message from-user",
                                 Speaker::Assistant => "chat-message from-model",
                             };
-                            view! { <div class=class>{message.text}</div> }
+                            let was_stopped = move || stopped.with(|stopped| stopped.contains(&index));
+                            view! {
+                                <div class=class>
+                                    {message.text}
+                                    {move || was_stopped().then(|| view! { <span class="badge badge-neutral chat-stopped">"Stopped"</span> })}
+                                </div>
+                            }
                         }
                     />
                     {move || (streaming.get() && conversation.with(|m| m.last().is_some_and(|m| m.text.is_empty())))
                         .then(|| view! { <div class="chat-message from-model typing">"…"</div> })}
                 </div>
+                {move || stopped_early.get().then(|| view! { <p class="form-text">"Stopped before the model answered."</p> })}
+                {move || streaming.get().then(|| view! {
+                    <div class="chat-running">
+                        // A timer (not announced at each tick), beside the way to stop the reply.
+                        <span role="timer">"Waiting for the reply: "{elapsed}</span>
+                        <button type="button" class="btn btn-sm" on:click=move |_| stop()>"Stop"</button>
+                    </div>
+                })}
                 {move || failure.get().map(|message| view! { <div class="alert alert-danger" role="alert">{message}</div> })}
                 {move || figures.get().map(|figures| view! { <FiguresView figures/> })}
                 <form

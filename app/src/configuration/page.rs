@@ -1,12 +1,18 @@
 //! `/admin/gitlab_duo/configuration`: GitLab Duo's instance settings. Beta models and features
 //! (turning them on records the admin's acceptance of the testing agreement), the AI Gateway
-//! request timeout and URL, the Agent Platform service address, and a gateway health check.
+//! request timeout and URL, the Agent Platform service address; under them the health block
+//! (`health.rs`).
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use super::api::{InstanceSettings, RunHealthCheck, SaveConfiguration, load_configuration};
+use super::api::{
+    ConfigurationDraft, InstanceSettings, RunHealthCheck, SaveConfiguration, load_configuration,
+    take_configuration_draft,
+};
+use super::health::HealthBlock;
 use crate::error::{AppError, FieldErrors};
+use crate::features::api::{HiddenFeature, features_hidden_without_beta};
 use crate::form_field::FormField;
 
 pub const SAVED: &str = "Application settings saved successfully.";
@@ -24,6 +30,10 @@ pub fn ConfigurationPage() -> impl IntoView {
         }
     });
     let settings = Resource::new(move || saved.get(), |_| load_configuration());
+    // Only on the first drawing: after a refused save without JavaScript, what was typed.
+    let draft = OnceResource::new(take_configuration_draft());
+    // What turning beta off would hide, listed before it is saved.
+    let hidden = Resource::new(move || saved.get(), |_| features_hidden_without_beta());
     view! {
         <Title text="Configuration"/>
         <div class="page-heading">
@@ -32,31 +42,69 @@ pub fn ConfigurationPage() -> impl IntoView {
         </div>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let hidden = hidden.await.unwrap_or_default();
+                let draft = draft.await.ok().flatten();
                 match settings.await {
-                    Ok(settings) => view! { <ConfigurationForm settings save/> }.into_any(),
+                    Ok(settings) => view! { <ConfigurationForm settings draft save hidden/> }.into_any(),
                     Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
                 }
             })}
         </Suspense>
+        <HealthBlock/>
     }
 }
 
 #[component]
-fn ConfigurationForm(settings: InstanceSettings, save: ServerAction<SaveConfiguration>) -> impl IntoView {
-    let beta = RwSignal::new(settings.beta_enabled);
-    let timeout = RwSignal::new(settings.ai_gateway_timeout_seconds.to_string());
-    let gateway = RwSignal::new(settings.ai_gateway_url.clone().unwrap_or_default());
-    let agent = RwSignal::new(settings.duo_agent_platform_service_url.clone().unwrap_or_default());
-    let initial =
-        (beta.get_untracked(), timeout.get_untracked(), gateway.get_untracked(), agent.get_untracked());
+fn ConfigurationForm(
+    settings: InstanceSettings,
+    draft: Option<ConfigurationDraft>,
+    save: ServerAction<SaveConfiguration>,
+    hidden: Vec<HiddenFeature>,
+) -> impl IntoView {
+    let was_on = settings.beta_enabled;
+    // What "changed" compares with: the saved values.
+    let initial = (
+        settings.beta_enabled,
+        settings.ai_gateway_timeout_seconds.to_string(),
+        settings.ai_gateway_url.clone().unwrap_or_default(),
+        settings.duo_agent_platform_service_url.clone().unwrap_or_default(),
+    );
+    // What the fields show: the saved values, or what a refused save without JavaScript kept.
+    let shown = draft.map_or_else(
+        || initial.clone(),
+        |draft| {
+            (
+                draft.beta_enabled,
+                draft.ai_gateway_timeout_seconds,
+                draft.ai_gateway_url,
+                draft.duo_agent_platform_service_url,
+            )
+        },
+    );
+    let beta = RwSignal::new(shown.0);
+    let timeout = RwSignal::new(shown.1.clone());
+    let gateway = RwSignal::new(shown.2.clone());
+    let agent = RwSignal::new(shown.3.clone());
+    // Typed before the page was hydrated (a slow link): kept, not replaced by what was drawn.
+    for (id, field) in
+        [("ai-gateway-timeout", timeout), ("ai-gateway-url", gateway), ("agent-platform-url", agent)]
+    {
+        if let Some(typed) = crate::hydration::typed_before_hydration(id, &field.get_untracked()) {
+            field.set(typed);
+        }
+    }
     let changed = {
         let initial = initial.clone();
         move || (beta.get(), timeout.get(), gateway.get(), agent.get()) != initial
     };
     // Before hydration (or with JavaScript off) the button stays usable: only the browser can
     // tell whether something changed.
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
+    let hydrated = crate::hydration::use_hydrated();
+    // Leaving with changes asks first; a save under way is not "leaving changes".
+    crate::unsaved::warn_before_leaving(Signal::derive({
+        let changed = changed.clone();
+        move || changed() && !save.pending().get()
+    }));
     let errors = move || match save.value().get() {
         Some(Err(AppError::Validation(errors))) => errors,
         _ => FieldErrors::new(),
@@ -87,8 +135,7 @@ fn ConfigurationForm(settings: InstanceSettings, save: ServerAction<SaveConfigur
         }
     });
     let health = ServerAction::<RunHealthCheck>::new();
-    let (initial_timeout, initial_gateway, initial_agent) =
-        (initial.1.clone(), initial.2.clone(), initial.3.clone());
+    let (initial_timeout, initial_gateway, initial_agent) = (shown.1, shown.2, shown.3);
 
     view! {
         {move || match save.value().get() {
@@ -106,7 +153,7 @@ fn ConfigurationForm(settings: InstanceSettings, save: ServerAction<SaveConfigur
                         type="checkbox"
                         name="beta_enabled"
                         value="on"
-                        checked=settings.beta_enabled
+                        checked=shown.0
                         prop:checked=move || beta.get()
                         on:change=move |ev| beta.set(event_target_checked(&ev))
                     />
@@ -116,6 +163,21 @@ fn ConfigurationForm(settings: InstanceSettings, save: ServerAction<SaveConfigur
                     "Enabling self-hosted beta models and features is your acceptance of the GitLab Testing Agreement."
                 </p>
                 {settings.accepted_by.clone().map(|by| view! { <p class="form-text">{format!("Accepted by {by}.")}</p> })}
+                // Unchecked but not saved yet: what the save would hide, and the models they use.
+                {move || (was_on && !beta.get() && !hidden.is_empty()).then(|| view! {
+                    <div class="alert alert-warning" data-testid="beta-off-warning">
+                        <p>"Saving with beta off hides these features until beta is turned on again:"</p>
+                        <ul>
+                            {hidden.iter().map(|feature| {
+                                let text = match &feature.model {
+                                    Some(model) => format!("{} (uses {model})", feature.title),
+                                    None => feature.title.clone(),
+                                };
+                                view! { <li>{text}</li> }
+                            }).collect_view()}
+                        </ul>
+                    </div>
+                })}
             </section>
             <section class="settings-section">
                 <FormField
@@ -181,10 +243,20 @@ fn ConfigurationForm(settings: InstanceSettings, save: ServerAction<SaveConfigur
                 >
                     "Save changes"
                 </button>
-                <button type="button" class="btn" on:click=move |_| { health.dispatch(RunHealthCheck {}); }>
+                // Checks the URL in the field, saved or not (the result names it).
+                <button
+                    type="button"
+                    class="btn"
+                    aria-describedby="health-check-help"
+                    disabled=move || !hydrated.get()
+                    on:click=move |_| {
+                        health.dispatch(RunHealthCheck { ai_gateway_url: gateway.get_untracked() });
+                    }
+                >
                     "Run health check"
                 </button>
             </div>
+            <p class="form-text" id="health-check-help">"The health check calls the Local AI Gateway URL above, saved or not."</p>
         </ActionForm>
         {move || health.pending().get().then(|| view! { <p class="loading" role="status">"Checking the AI Gateway…"</p> })}
         {move || health.value().get().map(|result| match result {

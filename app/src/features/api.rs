@@ -14,21 +14,46 @@ pub async fn load_features() -> Result<FeaturesPage, AppError> {
     ssr::load_features().await.map_err(AppError::respond)
 }
 
-/// Sets one feature to a model (its id), to "disabled", and answers with the toast text.
+/// "Features ready: 9 of 10", and the features that are not: what the Configuration page and
+/// the overview show, from the same rules as the tab.
+#[server(endpoint = "ai_feature_readiness", input = GetUrl)]
+pub async fn load_readiness() -> Result<Readiness, AppError> {
+    ssr::load_readiness().await.map_err(AppError::respond)
+}
+
+/// Sets one feature to a model (its id), to "disabled", or (`CHOICE_FALLBACK`, for a feature
+/// that falls back to another's model) to no model of its own; answers with the toast text.
 #[server(endpoint = "update_ai_feature_setting")]
 pub async fn update_feature(feature: String, choice: String) -> Result<String, AppError> {
     ssr::update_feature(feature, choice).await.map_err(AppError::respond)
 }
 
 /// Gives every visible feature of `feature`'s section the model `feature` has, in one
-/// transaction: all change, or none.
+/// transaction: all change, or none. Answers with what each changed feature had before, for Undo.
 #[server(endpoint = "apply_ai_feature_setting_to_all")]
-pub async fn apply_feature_to_all(feature: String) -> Result<String, AppError> {
+pub async fn apply_feature_to_all(feature: String) -> Result<AppliedToAll, AppError> {
     ssr::apply_to_all(feature).await.map_err(AppError::respond)
+}
+
+/// Undoes an "Apply to all" of model `model_id` from `feature`'s row: each feature of
+/// `previous` (JSON of `AppliedToAll::previous`) that still has that model gets its earlier
+/// assignment back, all in one transaction; a feature changed since is left as it is.
+#[server(endpoint = "undo_apply_ai_feature_setting_to_all")]
+pub async fn undo_apply_to_all(feature: String, model_id: i64, previous: String) -> Result<String, AppError> {
+    ssr::undo_apply_to_all(feature, model_id, previous).await.map_err(AppError::respond)
+}
+
+/// The features that turning beta off would hide (beta and experiment ones), each with the
+/// model it uses now, if any: what the Configuration page lists before beta is turned off.
+#[server(endpoint = "ai_features_hidden_without_beta", input = GetUrl)]
+pub async fn features_hidden_without_beta() -> Result<Vec<HiddenFeature>, AppError> {
+    ssr::hidden_without_beta().await.map_err(AppError::respond)
 }
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
+    use std::sync::Arc;
+
     use super::*;
     use crate::audit::ssr::{Actor, NewAuditEvent, record};
     use crate::auth::ssr::{current_user, require_admin};
@@ -78,6 +103,12 @@ pub mod ssr {
             .collect())
     }
 
+    /// Every feature's stored assignment, as a configuration export writes it.
+    pub async fn stored_assignments(db: &mut sqlx::PgConnection) -> Result<Assignments, AppError> {
+        let models = store::summaries(&mut *db).await?;
+        assignments(&mut *db, &models).await
+    }
+
     /// GitLab writes the family's key with a capital: "Codegemma is incompatible with ...".
     fn capitalised(key: &str) -> String {
         let mut chars = key.chars();
@@ -88,17 +119,101 @@ pub mod ssr {
         format!("{} is incompatible with the {} feature", capitalised(family), feature.title)
     }
 
-    pub async fn load_features() -> Result<FeaturesPage, AppError> {
-        let user = current_user().await?;
-        let pool = pool();
-        let beta = beta_enabled(&pool).await?;
+    pub async fn hidden_without_beta() -> Result<Vec<HiddenFeature>, AppError> {
+        current_user().await?;
+        let (pool, catalog) = (pool(), catalog());
         let models = store::summaries(&pool).await?;
         let assignments = assignments(&pool, &models).await?;
+        Ok(catalog
+            .features
+            .iter()
+            .filter(|feature| feature.release.needs_beta())
+            .map(|feature| HiddenFeature {
+                title: feature.title.clone(),
+                model: match effective_model(&catalog, feature, &assignments) {
+                    crate::features::sections::Effective::Own { name, .. }
+                    | crate::features::sections::Effective::Borrowed { name, .. } => Some(name.to_owned()),
+                    crate::features::sections::Effective::Nothing => None,
+                },
+            })
+            .collect())
+    }
+
+    pub async fn load_features() -> Result<FeaturesPage, AppError> {
+        let user = current_user().await?;
+        let tab = tab(&pool(), &catalog()).await?;
         Ok(FeaturesPage {
-            sections: sections(&catalog(), &models, &assignments, beta),
-            beta_enabled: beta,
+            sections: tab.sections.clone(),
+            beta_enabled: tab.beta,
             can_add_models: user.is_admin(),
         })
+    }
+
+    /// The tab's data, the same for every user: whether beta is on, and the visible sections.
+    pub struct Tab {
+        beta: bool,
+        sections: Vec<SectionView>,
+    }
+
+    /// The tab's data as of one generation of `features_generation`, kept by this replica and
+    /// used for as long as that generation stands. Every change to what the tab shows moves the
+    /// generation, in the change's own transaction and whichever replica or command made it
+    /// (see the table's migration), so one tiny query tells whether what is kept is current.
+    #[derive(Default)]
+    pub struct TabCache(std::sync::Mutex<Option<(i64, Arc<Tab>)>>);
+
+    impl TabCache {
+        fn get(&self, generation: i64) -> Option<Arc<Tab>> {
+            let kept = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            kept.as_ref().filter(|(kept, _)| *kept == generation).map(|(_, tab)| tab.clone())
+        }
+
+        fn keep(&self, generation: i64, tab: Arc<Tab>) {
+            let mut kept = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Requests finish in any order: an older generation never replaces a newer one.
+            if kept.as_ref().is_none_or(|(kept, _)| *kept <= generation) {
+                *kept = Some((generation, tab));
+            }
+        }
+    }
+
+    async fn tab(pool: &sqlx::PgPool, catalog: &Catalog) -> Result<Arc<Tab>, AppError> {
+        let cache = use_context::<Arc<TabCache>>();
+        // Read before the data: data read after it are at least as new, so what is kept under
+        // this generation is never older than the generation says.
+        let generation =
+            sqlx::query_scalar!("SELECT generation FROM features_generation").fetch_one(pool).await?;
+        if let Some(kept) = cache.as_ref().and_then(|cache| cache.get(generation)) {
+            return Ok(kept);
+        }
+        let beta = beta_enabled(pool).await?;
+        let tab = Arc::new(Tab { beta, sections: visible_sections(pool, catalog, beta).await? });
+        if let Some(cache) = cache {
+            cache.keep(generation, tab.clone());
+        }
+        Ok(tab)
+    }
+
+    /// The tab's sections with each feature's assignment and status (the status of the model
+    /// that answers for it).
+    async fn visible_sections(
+        pool: &sqlx::PgPool,
+        catalog: &Catalog,
+        beta: bool,
+    ) -> Result<Vec<SectionView>, AppError> {
+        let models = store::summaries(pool).await?;
+        let assignments = assignments(pool, &models).await?;
+        let serving = store::serving(pool).await?;
+        Ok(sections(catalog, &models, &assignments, &serving, beta))
+    }
+
+    pub async fn readiness(pool: &sqlx::PgPool, catalog: &Catalog) -> Result<Readiness, AppError> {
+        Ok(Readiness::of(&tab(pool, catalog).await?.sections))
+    }
+
+    pub async fn load_readiness() -> Result<Readiness, AppError> {
+        current_user().await?;
+        readiness(&pool(), &catalog()).await
     }
 
     /// The feature, if the admin may configure it now.
@@ -114,19 +229,50 @@ pub mod ssr {
     }
 
     pub async fn update_feature(feature_key: String, choice: String) -> Result<String, AppError> {
-        let user = require_admin().await?;
-        let catalog = catalog();
+        let actor = Actor::signed_in(&require_admin().await?).await;
         let mut tx = pool().begin().await?;
-        let beta = beta_enabled(&mut *tx).await?;
-        let feature = configurable(&catalog, &feature_key, beta)?;
-        let assignment = parse_choice(&mut tx, &catalog, feature, &choice, beta).await?;
-        save_assignment(&mut tx, &Actor::signed_in(&user).await, feature, &assignment).await?;
+        let message = assign_in(&mut tx, &actor, &catalog(), &feature_key, &choice).await?;
         tx.commit().await?;
+        Ok(message)
+    }
+
+    /// Assigns a feature (a model's id, `CHOICE_DISABLED`, or `CHOICE_FALLBACK` for a feature
+    /// that falls back) with its audit event, inside the caller's transaction: the dropdown's
+    /// and the API's one request, or one change of a configuration import.
+    pub async fn assign_in(
+        tx: &mut sqlx::PgConnection,
+        actor: &Actor,
+        catalog: &Catalog,
+        feature_key: &str,
+        choice: &str,
+    ) -> Result<String, AppError> {
+        let beta = beta_enabled(&mut *tx).await?;
+        let feature = configurable(catalog, feature_key, beta)?;
+        let assignment = if choice == CHOICE_FALLBACK && feature.falls_back_to.is_some() {
+            Assignment::Unassigned
+        } else {
+            parse_choice(tx, catalog, feature, choice, beta).await?
+        };
+        save_assignment(tx, actor, catalog, feature, &assignment).await?;
         let section = catalog.section(&feature.section).map(|s| s.title.as_str()).unwrap_or_default();
         Ok(format!("Successfully updated {section} / {}", feature.title))
     }
 
-    pub async fn apply_to_all(feature_key: String) -> Result<String, AppError> {
+    /// Takes a feature's own model away (it falls back, or has none, as before its first
+    /// assignment): what a configuration import does for a feature its file leaves unassigned.
+    pub async fn unassign_in(
+        tx: &mut sqlx::PgConnection,
+        actor: &Actor,
+        catalog: &Catalog,
+        feature_key: &str,
+    ) -> Result<(), AppError> {
+        let beta = beta_enabled(&mut *tx).await?;
+        let feature = configurable(catalog, feature_key, beta)?;
+        save_assignment(tx, actor, catalog, feature, &Assignment::Unassigned).await?;
+        Ok(())
+    }
+
+    pub async fn apply_to_all(feature_key: String) -> Result<AppliedToAll, AppError> {
         let actor = Actor::signed_in(&require_admin().await?).await;
         let catalog = catalog();
         let catalog = &catalog;
@@ -154,7 +300,9 @@ pub mod ssr {
                 main.title
             )));
         };
-        let assignment = Assignment::SelfHosted { id: model.id, name: model.name };
+        let model_id = model.id;
+        let assignment = Assignment::SelfHosted { id: model.id, name: model.name.clone() };
+        let mut previous = Vec::new();
         for feature in catalog.visible_features(&main.section, beta) {
             if feature.key == main.key {
                 continue;
@@ -162,10 +310,93 @@ pub mod ssr {
             if !feature.accepts(&model.family) {
                 return Err(AppError::Conflict(incompatible_message(&model.family, feature)));
             }
-            save_assignment(&mut tx, &actor, feature, &assignment).await?;
+            let before = save_assignment(&mut tx, &actor, catalog, feature, &assignment).await?;
+            if before != assignment.choice() {
+                previous.push((feature.key.clone(), before));
+            }
         }
         tx.commit().await?;
-        Ok(format!("Successfully updated all {section} features"))
+        Ok(AppliedToAll {
+            message: format!("Successfully updated all {section} features to {}", model.name),
+            model_id,
+            previous,
+        })
+    }
+
+    pub async fn undo_apply_to_all(
+        feature_key: String,
+        model_id: i64,
+        previous: String,
+    ) -> Result<String, AppError> {
+        let actor = Actor::signed_in(&require_admin().await?).await;
+        let catalog = catalog();
+        let catalog = &catalog;
+        let previous: Vec<(String, String)> = serde_json::from_str(&previous)
+            .map_err(|_| AppError::field("previous", "The previous settings could not be read."))?;
+        let mut tx = pool().begin().await?;
+        let beta = beta_enabled(&mut *tx).await?;
+        let main = configurable(catalog, &feature_key, beta)?;
+        let section = catalog.section(&main.section).map(|s| s.title.clone()).unwrap_or_default();
+        let features = catalog.visible_features(&main.section, beta);
+        // Only the section's own features, each once: the list is the browser's to send.
+        if previous.len() > features.len() {
+            return Err(AppError::field("previous", "The previous settings could not be read."));
+        }
+        let mut restored = Vec::new();
+        let mut left = 0;
+        for (key, choice) in &previous {
+            let feature = features
+                .iter()
+                .find(|feature| &feature.key == key && feature.key != main.key)
+                .filter(|feature| !restored.contains(&feature.key))
+                .ok_or_else(|| AppError::field("previous", "The previous settings could not be read."))?;
+            let current = sqlx::query!(
+                "SELECT provider, self_hosted_model_id FROM feature_settings WHERE feature = $1 FOR UPDATE",
+                feature.key
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            // Changed by someone since: theirs stands.
+            if !current.is_some_and(|row| {
+                row.provider == "self_hosted" && row.self_hosted_model_id == Some(model_id)
+            }) {
+                left += 1;
+                continue;
+            }
+            let assignment = if choice == CHOICE_FALLBACK {
+                Assignment::Unassigned
+            } else {
+                parse_choice(&mut tx, catalog, feature, choice, beta).await?
+            };
+            save_assignment(&mut tx, &actor, catalog, feature, &assignment).await?;
+            restored.push(feature.key.clone());
+        }
+        let model = store::share_for_assignment(&mut tx, model_id).await?.map(|m| m.name);
+        let model = model.as_deref().unwrap_or("the model");
+        record(
+            &mut *tx,
+            &actor,
+            NewAuditEvent {
+                action: "feature_settings_apply_to_all_undone",
+                target_type: "AiFeatureSetting",
+                target_id: Some(main.key.clone()),
+                target_name: Some(&section),
+                message: format!(
+                    "Undid applying {model} to all {section} features: {} restored, {left} changed since and kept",
+                    restored.len()
+                ),
+                before: None,
+                after: Some(serde_json::json!({ "restored": restored, "kept": left })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(match left {
+            0 => format!("Restored the previous models of the {section} features"),
+            _ => {
+                format!("Restored the previous models of the {section} features, except {left} changed since")
+            }
+        })
     }
 
     async fn parse_choice(
@@ -195,18 +426,27 @@ pub mod ssr {
         Ok(Assignment::SelfHosted { id: model.id, name: model.name })
     }
 
+    /// Saves a feature's assignment with its audit event; returns the dropdown value it had.
     async fn save_assignment(
         tx: &mut sqlx::PgConnection,
         actor: &Actor,
+        catalog: &Catalog,
         feature: &Feature,
         assignment: &Assignment,
-    ) -> Result<(), AppError> {
+    ) -> Result<String, AppError> {
         let (provider, model_id, described) = match assignment {
             Assignment::Disabled => ("disabled", None, "Disabled".to_owned()),
             Assignment::SelfHosted { id, name } => {
                 ("self_hosted", Some(*id), format!("Self-hosted model ({name})"))
             }
-            Assignment::Unassigned => ("unassigned", None, "Unassigned".to_owned()),
+            Assignment::Unassigned => {
+                match feature.falls_back_to.as_deref().and_then(|key| catalog.feature(key)) {
+                    Some(target) => {
+                        ("unassigned", None, format!("Unassigned (uses the {} model)", target.title))
+                    }
+                    None => ("unassigned", None, "Unassigned".to_owned()),
+                }
+            }
         };
         let before = sqlx::query!(
             "SELECT provider, self_hosted_model_id FROM feature_settings WHERE feature = $1 FOR UPDATE",
@@ -214,6 +454,22 @@ pub mod ssr {
         )
         .fetch_optional(&mut *tx)
         .await?;
+        let before_choice = match before.as_ref().map(|b| (b.provider.as_str(), b.self_hosted_model_id)) {
+            Some(("self_hosted", Some(id))) => id.to_string(),
+            Some(("disabled", _)) => CHOICE_DISABLED.to_owned(),
+            _ => CHOICE_FALLBACK.to_owned(),
+        };
+        // The audit trail names the models, before and after, as the dropdown does.
+        let before_model = match before.as_ref().and_then(|b| b.self_hosted_model_id) {
+            Some(id) => store::find(&mut *tx, id).await?.map(|model| model.name),
+            None if before.as_ref().is_some_and(|b| b.provider == "disabled") => Some("Disabled".to_owned()),
+            None => Some("Unassigned".to_owned()),
+        };
+        let after_model = match assignment {
+            Assignment::SelfHosted { name, .. } => name.clone(),
+            Assignment::Disabled => "Disabled".to_owned(),
+            Assignment::Unassigned => "Unassigned".to_owned(),
+        };
         sqlx::query!(
             r#"INSERT INTO feature_settings (feature, provider, self_hosted_model_id, updated_at)
                VALUES ($1, $2, $3, now())
@@ -236,12 +492,12 @@ pub mod ssr {
                 target_id: Some(feature.key.clone()),
                 target_name: Some(&feature.title),
                 message: format!("Feature {} changed to {described}", feature.key),
-                before: before.map(|b| serde_json::json!({ "provider": b.provider, "self_hosted_model_id": b.self_hosted_model_id })),
-                after: Some(serde_json::json!({ "provider": provider, "self_hosted_model_id": model_id })),
+                before: before.map(|b| serde_json::json!({ "provider": b.provider, "self_hosted_model_id": b.self_hosted_model_id, "model": before_model })),
+                after: Some(serde_json::json!({ "provider": provider, "self_hosted_model_id": model_id, "model": after_model })),
             },
         )
         .await?;
-        Ok(())
+        Ok(before_choice)
     }
 
     /// Each visible feature with the name of the model that serves it now (its own or its

@@ -8,12 +8,15 @@ use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 use super::api::{
-    ApplyFeatureToAll, ApplyToAll, Assignment, CHOICE_DISABLED, FeatureRow, FeaturesPage, ModelChoice,
-    SectionView, UNASSIGNED_HINT, UPDATE_ERROR, UpdateFeature, apply_to_all_error, load_features,
+    AppliedToAll, ApplyFeatureToAll, ApplyToAll, Assignment, CHOICE_DISABLED, CHOICE_FALLBACK, FeatureRow,
+    FeatureStatus, FeaturesPage, ModelChoice, SectionView, UNASSIGNED_HINT, UPDATE_ERROR, UndoApplyToAll,
+    UpdateFeature, apply_to_all_error, load_features,
 };
 use crate::chat::panel::{ChatPanel, ChatTarget};
 use crate::error::AppError;
 use crate::models::ModelConfigurationHeader;
+use crate::models::domain::Serving;
+use crate::models::test_all::{TestAll, TestAllOf};
 
 /// The section whose "Apply to all" was pressed last.
 #[derive(Clone, Copy)]
@@ -28,17 +31,79 @@ struct Hydrated(RwSignal<bool>);
 #[derive(Clone, Copy)]
 struct CanAddModels(bool);
 
-/// The toast after each save: the text, and whether it reports a failure.
-#[derive(Clone, PartialEq)]
-struct Toast(String, bool);
+/// The toast after each save: its text, whether it reports a failure, the feature whose row
+/// caused it (it shows under that feature's section, in the page's flow, so it never covers a
+/// row), and for "Apply to all" what Undo sends.
+#[derive(Clone)]
+struct Toast {
+    id: u64,
+    text: String,
+    failed: bool,
+    feature: String,
+    undo: Option<UndoApplyToAll>,
+}
+
+/// How long a toast stays, unless the pointer or the focus is on it.
+const TOAST_SHOWN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The page's one toast, whether it is held open (hovered or focused), and the Undo action.
+#[derive(Clone, Copy)]
+struct Toasts {
+    toast: RwSignal<Option<Toast>>,
+    held: RwSignal<bool>,
+    undo: ServerAction<UndoApplyToAll>,
+}
+
+/// The feature whose row last asked for a change: its section shows the toast.
+#[derive(Clone, Copy)]
+struct Acting(RwSignal<String>);
 
 #[component]
 pub fn AiFeaturesPage() -> impl IntoView {
     let update = ServerAction::<UpdateFeature>::new();
     let apply = ServerAction::<ApplyFeatureToAll>::new();
-    let features =
-        Resource::new(move || (update.version().get(), apply.version().get()), |_| load_features());
+    let undo = ServerAction::<UndoApplyToAll>::new();
+    // Bumped when a "Test all" ends: the statuses changed.
+    let tested = RwSignal::new(0_u32);
+    let features = Resource::new(
+        move || (update.version().get(), apply.version().get(), undo.version().get(), tested.get()),
+        |_| load_features(),
+    );
     let toast = RwSignal::new(None::<Toast>);
+    let held = RwSignal::new(false);
+    provide_context(Toasts { toast, held, undo });
+    let acting = Acting(RwSignal::new(String::new()));
+    provide_context(acting);
+    let shown = StoredValue::new(0u64);
+    let show = move |text: String, failed: bool, undo: Option<UndoApplyToAll>| {
+        shown.update_value(|count| *count += 1);
+        held.set(false);
+        let feature = acting.0.get_untracked();
+        toast.set(Some(Toast { id: shown.get_value(), text, failed, feature, undo }));
+    };
+    // Each toast closes after a while, counted again from when it is let go.
+    // (A plain stored value: this page is also drawn on the server, where a browser-only
+    // `new_local` value dropped on another thread would panic.)
+    let timer = StoredValue::new(None::<leptos::prelude::TimeoutHandle>);
+    Effect::new(move |_| {
+        let showing = toast.with(|toast| toast.as_ref().map(|toast| toast.id));
+        let held = held.get();
+        if let Some(running) = timer.get_value() {
+            running.clear();
+        }
+        timer.set_value(None);
+        if let (Some(id), false) = (showing, held) {
+            let closing = set_timeout_with_handle(
+                move || {
+                    if toast.with_untracked(|toast| toast.as_ref().map(|toast| toast.id)) == Some(id) {
+                        toast.set(None);
+                    }
+                },
+                TOAST_SHOWN_FOR,
+            );
+            timer.set_value(closing.ok());
+        }
+    });
     // The feature whose chat box is open: its key and title.
     let testing = RwSignal::new(None::<(String, String)>);
     provide_context(testing);
@@ -49,21 +114,37 @@ pub fn AiFeaturesPage() -> impl IntoView {
     Effect::new(move |_| hydrated.0.set(true));
     provide_context(hydrated);
     let report = move |result: Option<Result<String, AppError>>, fallback: &str| match result {
-        Some(Ok(message)) => toast.set(Some(Toast(message, false))),
+        Some(Ok(message)) => show(message, false, None),
         Some(Err(AppError::Validation(errors))) => {
-            toast.set(Some(Toast(errors.values().next().cloned().unwrap_or_default(), true)))
+            show(errors.values().next().cloned().unwrap_or_default(), true, None)
         }
-        Some(Err(AppError::Conflict(message))) => toast.set(Some(Toast(message, true))),
-        Some(Err(AppError::Forbidden)) => toast.set(Some(Toast(AppError::Forbidden.to_string(), true))),
-        Some(Err(_)) => toast.set(Some(Toast(fallback.to_owned(), true))),
+        Some(Err(AppError::Conflict(message))) => show(message, true, None),
+        Some(Err(AppError::Forbidden)) => show(AppError::Forbidden.to_string(), true, None),
+        Some(Err(_)) => show(fallback.to_owned(), true, None),
         None => {}
     };
     Effect::new(move |_| report(update.value().get(), UPDATE_ERROR));
-    Effect::new(move |_| report(apply.value().get(), &apply_to_all_error(&applying.0.get_untracked())));
+    Effect::new(move |_| {
+        let section = applying.0.get_untracked();
+        match apply.value().get() {
+            Some(Ok(AppliedToAll { message, model_id, previous })) => {
+                // Nothing changed (every feature had the model already): nothing to undo.
+                let undo = (!previous.is_empty()).then(|| UndoApplyToAll {
+                    feature: acting.0.get_untracked(),
+                    model_id,
+                    previous: serde_json::to_string(&previous).unwrap_or_default(),
+                });
+                show(message, false, undo)
+            }
+            other => report(other.map(|result| result.map(|_| String::new())), &apply_to_all_error(&section)),
+        }
+    });
+    Effect::new(move |_| report(undo.value().get(), &apply_to_all_error(&applying.0.get_untracked())));
 
     view! {
         <Title text="Model configuration"/>
         <ModelConfigurationHeader active_tab="features"/>
+        <TestAll of=TestAllOf::Features on_done=Callback::new(move |_| tested.update(|n| *n += 1))/>
         <Transition fallback=|| view! { <p class="loading">"Loading AI-native features…"</p> }>
             {move || Suspend::new(async move {
                 match features.await {
@@ -75,12 +156,9 @@ pub fn AiFeaturesPage() -> impl IntoView {
         {move || testing.get().map(|(key, title)| view! {
             <ChatPanel target=ChatTarget::Feature(key) title=format!("Test {title}") on_close=Callback::new(move |_| testing.set(None))/>
         })}
-        {move || toast.get().map(|Toast(text, failed)| view! {
-            <div class=if failed { "toast toast-danger" } else { "toast" } role="status">
-                {text}
-                <button type="button" class="toast-close" aria-label="Dismiss" on:click=move |_| toast.set(None)>"×"</button>
-            </div>
-        })}
+        // Announced from here, a region that stays while the sections are drawn again; shown
+        // under the section concerned (`SectionToast`).
+        <div class="sr-only" role="status" data-testid="toast-announcer">{move || toast.get().map(|toast| toast.text)}</div>
     }
 }
 
@@ -101,6 +179,7 @@ fn FeatureSection(
     apply: ServerAction<ApplyFeatureToAll>,
 ) -> impl IntoView {
     let SectionView { key, title, description, features, more_in_beta } = section;
+    let keys: Vec<String> = features.iter().map(|row| row.key.clone()).collect();
     // The "assign a model" warning matters where one row's model can be applied to the others.
     let several = features.len() > 1;
     view! {
@@ -124,6 +203,7 @@ fn FeatureSection(
                     <tr>
                         <th scope="col">"Features"</th>
                         <th scope="col" title="Select the model for the feature">"Model"</th>
+                        <th scope="col">"Status"</th>
                     </tr>
                 </thead>
                 <tbody>
@@ -133,7 +213,45 @@ fn FeatureSection(
                         .collect_view()}
                 </tbody>
             </table>
+            <SectionToast features=keys/>
         </details>
+    }
+}
+
+/// The toast of a change made in this section, under its table: in the page's flow, so it
+/// covers no row. It stays while hovered or focused, and closes by itself otherwise.
+#[component]
+fn SectionToast(features: Vec<String>) -> impl IntoView {
+    let Toasts { toast, held, undo } = expect_context::<Toasts>();
+    move || {
+        toast.get().filter(|toast| features.contains(&toast.feature)).map(|shown| {
+            let undo_input = shown.undo.clone();
+            view! {
+                <div
+                    class=if shown.failed { "toast toast-danger" } else { "toast" }
+                    data-testid="toast"
+                    on:mouseenter=move |_| held.set(true)
+                    on:mouseleave=move |_| held.set(false)
+                    on:focusin=move |_| held.set(true)
+                    on:focusout=move |_| held.set(false)
+                >
+                    <span>{shown.text}</span>
+                    {undo_input.map(|input| view! {
+                        <button
+                            type="button"
+                            class="btn btn-sm toast-action"
+                            disabled=move || undo.pending().get()
+                            on:click=move |_| {
+                                undo.dispatch(input.clone());
+                            }
+                        >
+                            "Undo"
+                        </button>
+                    })}
+                    <button type="button" class="toast-close" aria-label="Dismiss" on:click=move |_| toast.set(None)>"×"</button>
+                </div>
+            }
+        })
     }
 }
 
@@ -146,14 +264,29 @@ fn FeatureRowView(
     several: bool,
 ) -> impl IntoView {
     let applying = expect_context::<ApplyingSection>();
-    let FeatureRow { key, title, release, assignment, choices, fallback, apply_to_all, answered_by } = row;
+    let FeatureRow {
+        key,
+        title,
+        release,
+        assignment,
+        choices,
+        fallback,
+        apply_to_all,
+        answered_by,
+        fallback_choice,
+        status,
+    } = row;
+    let acting = expect_context::<Acting>();
     let testing = expect_context::<RwSignal<Option<(String, String)>>>();
+    let hydrated = expect_context::<Hydrated>();
     let test_button = answered_by.map(|_| {
         let (key, title) = (key.clone(), title.clone());
         view! {
+            // The chat box is the browser bundle's: usable once the page is hydrated.
             <button
                 type="button"
                 class="btn btn-sm"
+                disabled=move || !hydrated.0.get()
                 aria-label=format!("Test {title}")
                 on:click=move |_| testing.set(Some((key.clone(), title.clone())))
             >
@@ -165,7 +298,6 @@ fn FeatureRowView(
     let unassigned = assignment == Assignment::Unassigned;
     let select_id = format!("feature-{key}");
     let label_id = format!("feature-{key}-label");
-    let hydrated = expect_context::<Hydrated>();
     view! {
         <tr data-feature=key.clone()>
             <td>
@@ -188,7 +320,10 @@ fn FeatureRowView(
                             title="Select the model for the feature"
                             prop:value=stored.clone()
                         >
-                            {unassigned.then(|| view! { <option value="" selected>"Select a model"</option> })}
+                            {match fallback_choice.clone() {
+                                Some(label) => Some(view! { <option value=CHOICE_FALLBACK selected=unassigned>{label}</option> }.into_any()),
+                                None => unassigned.then(|| view! { <option value="" selected>"Select a model"</option> }.into_any()),
+                            }}
                             <optgroup label="Self-hosted models">
                                 {choices
                                     .iter()
@@ -209,6 +344,7 @@ fn FeatureRowView(
                         id=select_id
                         stored=stored.clone()
                         choices
+                        fallback_choice
                         update
                         busy=Signal::derive(move || update.pending().get() || apply.pending().get())
                     />
@@ -216,23 +352,38 @@ fn FeatureRowView(
                         let feature = key.clone();
                         // The accessible name starts with the visible text, as speech input users say it.
                         let label = format!("Apply to all: the {title} model to every {section} sub-feature");
+                        // A plain form: a click before the page is hydrated (or with JavaScript
+                        // off) posts it, and the server applies it; once hydrated it is sent in
+                        // the page, with a toast.
                         view! {
+                            <form
+                                method="post"
+                                action=ApplyFeatureToAll::url()
+                                class="apply-to-all"
+                                on:submit=move |event| {
+                                    event.prevent_default();
+                                    if !enabled || apply.pending().get_untracked() {
+                                        return;
+                                    }
+                                    applying.0.set(section.clone());
+                                    acting.0.set(feature.clone());
+                                    apply.dispatch(ApplyFeatureToAll { feature: feature.clone() });
+                                }
+                            >
+                            <input type="hidden" name="feature" value=key.clone()/>
                             <button
-                                type="button"
+                                type="submit"
                                 class="btn btn-sm btn-icon"
                                 title=tooltip
                                 aria-label=label
                                 disabled=move || !enabled || apply.pending().get()
-                                on:click=move |_| {
-                                    applying.0.set(section.clone());
-                                    apply.dispatch(ApplyFeatureToAll { feature: feature.clone() });
-                                }
                             >
                                 <svg viewBox="0 0 16 16" aria-hidden="true" fill="currentColor">
                                     <path d="M5 1h8a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V3a2 2 0 0 1 2-2zm0 1.5a.5.5 0 0 0-.5.5v8a.5.5 0 0 0 .5.5h8a.5.5 0 0 0 .5-.5V3a.5.5 0 0 0-.5-.5H5zM1 5.5a.75.75 0 0 1 1.5 0V13a.5.5 0 0 0 .5.5h7.5a.75.75 0 0 1 0 1.5H3a2 2 0 0 1-2-2V5.5z"/>
                                 </svg>
                                 "Apply to all"
                             </button>
+                            </form>
                         }
                     })}
                     {test_button}
@@ -241,6 +392,13 @@ fn FeatureRowView(
                     <p class="form-text warning"><span aria-hidden="true">"⚠ "</span>{UNASSIGNED_HINT}</p>
                 })}
                 {fallback.map(|text| view! { <p class="form-text">{text}</p> })}
+            </td>
+            <td class="feature-status">
+                <span class=status.class() title=status.detail()>{status.text()}</span>
+                {matches!(status, FeatureStatus::Model(Serving::Failing { .. }))
+                    .then(|| status.detail())
+                    .flatten()
+                    .map(|reason| view! { <p class="form-text status-reason">{reason}</p> })}
             </td>
         </tr>
     }
@@ -265,10 +423,13 @@ fn ModelListbox(
     id: String,
     stored: String,
     choices: Vec<ModelChoice>,
+    /// "Use General Chat's model", for a feature that can fall back to another's model.
+    fallback_choice: Option<String>,
     update: ServerAction<UpdateFeature>,
     busy: Signal<bool>,
 ) -> impl IntoView {
     let hydrated = expect_context::<Hydrated>();
+    let acting = expect_context::<Acting>();
     let CanAddModels(can_add) = expect_context::<CanAddModels>();
     // GitLab offers "Disabled" only beside at least one compatible model.
     let mut options: Vec<ListOption> = choices
@@ -277,6 +438,9 @@ fn ModelListbox(
         .collect();
     if !options.is_empty() {
         options.push(ListOption { value: CHOICE_DISABLED.to_owned(), label: "Disabled".to_owned() });
+        if let Some(label) = fallback_choice {
+            options.push(ListOption { value: CHOICE_FALLBACK.to_owned(), label });
+        }
     }
     let current = options.iter().find(|option| option.value == stored).map(|option| option.label.clone());
     let trigger_text = current.unwrap_or_else(|| "Select a model".to_owned());
@@ -330,6 +494,7 @@ fn ModelListbox(
         move |value: String| {
             close(true);
             if value != stored {
+                acting.0.set(feature.clone());
                 update.dispatch(UpdateFeature { feature: feature.clone(), choice: value });
             }
         }

@@ -5,12 +5,16 @@
 
 use std::collections::HashMap;
 
-use super::domain::{ApplyToAll, Assignment, FeatureRow, ModelChoice, SectionView};
+use super::domain::{ApplyToAll, Assignment, FeatureRow, FeatureStatus, ModelChoice, SectionView};
 use crate::catalog::{Catalog, Feature, Release};
+use crate::models::domain::Serving;
 use crate::models::store::ModelSummary;
 
 /// Every feature's stored assignment, by feature key; a feature without one is unassigned.
 pub type Assignments = HashMap<String, Assignment>;
+
+/// Whether each model serves, by model id; a model missing here has not been tested.
+pub type ServingByModel = HashMap<i64, Serving>;
 
 /// The model that answers for a feature now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +71,7 @@ pub fn sections(
     catalog: &Catalog,
     models: &[ModelSummary],
     assignments: &Assignments,
+    serving: &ServingByModel,
     beta: bool,
 ) -> Vec<SectionView> {
     catalog
@@ -84,7 +89,7 @@ pub fn sections(
                 .map(|feature| {
                     let apply_to_all = (visible.len() > 1)
                         .then(|| apply_to_all_state(&section.title, feature, assignments, &visible, models));
-                    feature_row(catalog, feature, models, assignments, beta, apply_to_all)
+                    feature_row(catalog, feature, models, assignments, serving, beta, apply_to_all)
                 })
                 .collect();
             Some(SectionView {
@@ -103,6 +108,7 @@ fn feature_row(
     feature: &Feature,
     models: &[ModelSummary],
     assignments: &Assignments,
+    serving: &ServingByModel,
     beta: bool,
     apply_to_all: Option<ApplyToAll>,
 ) -> FeatureRow {
@@ -128,6 +134,18 @@ fn feature_row(
         }),
         _ => None,
     };
+    let status = match (&effective, &assignment) {
+        (Effective::Nothing, Assignment::Disabled) => FeatureStatus::Disabled,
+        (Effective::Nothing, _) => FeatureStatus::NoModel,
+        (Effective::Own { id, .. } | Effective::Borrowed { id, .. }, _) => {
+            FeatureStatus::Model(serving.get(id).cloned().unwrap_or(Serving::NotTested))
+        }
+    };
+    let fallback_choice = feature
+        .falls_back_to
+        .as_deref()
+        .and_then(|key| catalog.feature(key))
+        .map(|target| super::domain::fallback_choice_label(&target.title));
     let answered_by = match effective {
         Effective::Own { name, .. } | Effective::Borrowed { name, .. } => Some(name.to_owned()),
         Effective::Nothing => None,
@@ -141,6 +159,8 @@ fn feature_row(
         fallback,
         apply_to_all,
         answered_by,
+        status,
+        fallback_choice,
     }
 }
 
@@ -278,7 +298,7 @@ mod tests {
     fn sections_show_visible_features_with_compatible_choices_and_the_fallback_note() {
         let catalog = catalog();
         let assignments = Assignments::from([("duo_chat".into(), own(1, "Mistral on vLLM"))]);
-        let sections = sections(&catalog, &models(), &assignments, false);
+        let sections = sections(&catalog, &models(), &assignments, &ServingByModel::new(), false);
         assert_eq!(sections.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(), ["chat", "code"]);
         let chat = &sections[0];
         assert!(chat.more_in_beta, "a beta feature is hidden while beta is off");
@@ -306,11 +326,57 @@ mod tests {
     fn beta_models_are_offered_only_while_beta_is_on_or_while_assigned() {
         let catalog = catalog();
         let general = |sections: &[SectionView]| sections[0].features[0].choices.len();
-        assert_eq!(general(&sections(&catalog, &models(), &Assignments::new(), false)), 1);
-        assert_eq!(general(&sections(&catalog, &models(), &Assignments::new(), true)), 2);
+        assert_eq!(
+            general(&sections(&catalog, &models(), &Assignments::new(), &ServingByModel::new(), false)),
+            1
+        );
+        assert_eq!(
+            general(&sections(&catalog, &models(), &Assignments::new(), &ServingByModel::new(), true)),
+            2
+        );
         let assigned = Assignments::from([("duo_chat".into(), own(2, "Llama"))]);
-        let with_beta_model = sections(&catalog, &models(), &assigned, false);
+        let with_beta_model = sections(&catalog, &models(), &assigned, &ServingByModel::new(), false);
         assert_eq!(general(&with_beta_model), 2, "the current choice stays visible");
         assert_eq!(with_beta_model[0].features[0].choices[1].label, "Llama (Llama 3)", "GA before beta");
+    }
+
+    #[test]
+    fn a_feature_shows_the_status_of_the_model_that_answers_for_it_and_readiness_counts_them() {
+        use crate::features::domain::Readiness;
+        let catalog = catalog();
+        let at = |minute: u32| {
+            chrono::DateTime::from_timestamp(1_764_600_000 + i64::from(minute) * 60, 0).unwrap()
+        };
+        let serving = ServingByModel::from([(
+            1,
+            Serving::Failing { since: at(3), message: "Could not connect".into() },
+        )]);
+        let mut assignments = Assignments::from([("duo_chat".into(), own(1, "Mistral on vLLM"))]);
+        let status = |assignments: &Assignments, serving: &ServingByModel| {
+            sections(&catalog, &models(), assignments, serving, false)
+                .iter()
+                .flat_map(|s| s.features.iter().map(|f| (f.key.clone(), f.status.clone())))
+                .collect::<HashMap<_, _>>()
+        };
+        let failing = status(&assignments, &serving);
+        let expected = FeatureStatus::Model(serving[&1].clone());
+        assert_eq!(failing["duo_chat"], expected);
+        assert_eq!(failing["duo_chat_explain_code"], expected, "a borrowed model's status is the feature's");
+        assert_eq!(failing["code_completions"], FeatureStatus::NoModel);
+        assert_eq!(expected.text(), "Failing since 2025-12-01 14:43 UTC");
+
+        let untested = status(&assignments, &ServingByModel::new());
+        assert_eq!(untested["duo_chat"], FeatureStatus::Model(Serving::NotTested));
+        assert_eq!(untested["duo_chat"].text(), "Not tested");
+
+        assignments.insert("code_completions".into(), Assignment::Disabled);
+        let ready = ServingByModel::from([(1, Serving::Ready { tested_at: at(5) })]);
+        let sections = sections(&catalog, &models(), &assignments, &ready, false);
+        let readiness = Readiness::of(&sections);
+        assert_eq!(readiness.summary(), "Features ready: 2 of 2", "a disabled feature is not counted");
+        assignments.remove("code_completions");
+        let readiness = Readiness::of(&self::sections(&catalog, &models(), &assignments, &ready, false));
+        assert_eq!(readiness.summary(), "Features ready: 2 of 3");
+        assert_eq!(readiness.not_ready, [("Code Completion".to_owned(), FeatureStatus::NoModel)]);
     }
 }

@@ -18,6 +18,7 @@ pub const MODELS_PATH: &str = "/admin/gitlab_duo/self_hosted/models";
 
 /// One row of the "Self-hosted models" list. Never carries the API key, only whether one is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ModelRow {
     pub id: ModelId,
     pub name: String,
@@ -26,6 +27,11 @@ pub struct ModelRow {
     pub family_release: Release,
     pub endpoint: Option<String>,
     pub identifier: String,
+    /// A Bedrock model's own region; `None`: the console's.
+    pub bedrock_region: Option<String>,
+    /// A Vertex AI model's Google Cloud project and location.
+    pub vertex_project: Option<String>,
+    pub vertex_location: Option<String>,
     pub has_api_key: bool,
     /// Titles of the features that use this model.
     pub used_by: Vec<String>,
@@ -33,11 +39,16 @@ pub struct ModelRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ModelsPage {
     pub models: Vec<ModelRow>,
     pub page: i64,
     pub has_next_page: bool,
     pub beta_enabled: bool,
+    /// When the list was read: what "Last test ... ago" counts from.
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// Where Bedrock models without a region of their own run.
+    pub console_region: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +56,8 @@ pub struct ModelFormData {
     pub families: Vec<Family>,
     pub beta_enabled: bool,
     pub model: Option<StoredModel>,
+    /// The region a Bedrock model without one of its own runs in (the console's).
+    pub console_region: String,
     /// What the admin typed before a refused save posted with JavaScript off (never the API
     /// key), so the form comes back filled in beside its errors.
     pub draft: Option<ModelForm>,
@@ -67,7 +80,7 @@ pub async fn save_model(id: Option<i64>, #[server(flatten)] form: ModelForm) -> 
     if matches!(saved, Err(AppError::Validation(_))) && crate::error::is_plain_form_post() {
         ssr::keep_draft(id, form).await;
     }
-    saved.map_err(AppError::respond)
+    saved.map(|_| ()).map_err(AppError::respond)
 }
 
 #[server(endpoint = "delete_self_hosted_model")]
@@ -84,7 +97,9 @@ pub mod ssr {
     use crate::auth::ssr::{current_user, require_admin};
     use crate::catalog::Catalog;
     use crate::configuration::api::ssr::beta_enabled;
-    use crate::models::domain::{KEY_NEEDED_FOR_NEW_ENDPOINT, KeyAction, ValidModel, origin_of};
+    use crate::models::domain::{
+        ConsoleRegion, KEY_NEEDED_FOR_NEW_ENDPOINT, KeyAction, ValidModel, origin_of,
+    };
     use crate::models::secrets::ApiKey;
     use crate::models::secrets::MasterKeys;
     use crate::models::store::{self, KeyChange};
@@ -132,13 +147,17 @@ pub mod ssr {
                     platform: model.platform,
                     endpoint: model.endpoint,
                     identifier: model.identifier,
+                    bedrock_region: model.bedrock_region,
+                    vertex_project: model.vertex_project,
+                    vertex_location: model.vertex_location,
                     has_api_key: row.has_api_key,
                     used_by: row.used_by.iter().map(|key| feature_title(&catalog, key)).collect(),
                     last_test: row.last_test,
                 }
             })
             .collect();
-        Ok(ModelsPage { models, page, has_next_page, beta_enabled })
+        let console_region = expect_context::<ConsoleRegion>().0;
+        Ok(ModelsPage { models, page, has_next_page, beta_enabled, now: chrono::Utc::now(), console_region })
     }
 
     pub async fn load_model_form(id: Option<i64>) -> Result<ModelFormData, AppError> {
@@ -157,7 +176,8 @@ pub mod ssr {
             families.push(family.clone());
         }
         let draft = take_draft(id).await;
-        Ok(ModelFormData { families, beta_enabled, model, draft })
+        let console_region = expect_context::<ConsoleRegion>().0;
+        Ok(ModelFormData { families, beta_enabled, model, console_region, draft })
     }
 
     /// A refused form, kept in the session until its page is shown again.
@@ -169,25 +189,14 @@ pub mod ssr {
 
     const DRAFT_KEY: &str = "model_form_draft";
 
-    /// Keeps what the admin typed (without the key) for the form's next rendering. Best
-    /// effort: without a session the form only comes back empty.
+    /// Keeps what the admin typed (without the key) for the form's next rendering.
     pub async fn keep_draft(id: Option<i64>, form: ModelForm) {
-        if let Ok(session) = leptos_axum::extract::<tower_sessions::Session>().await
-            && let Err(error) = session.insert(DRAFT_KEY, Draft { id, form: form.without_key() }).await
-        {
-            tracing::warn!(%error, "could not keep a refused form's values");
-        }
+        crate::drafts::ssr::keep(DRAFT_KEY, Draft { id, form: form.without_key() }).await;
     }
 
     /// The draft kept for the form of model `id` (or a new one), taken out of the session.
     async fn take_draft(id: Option<i64>) -> Option<ModelForm> {
-        let session = leptos_axum::extract::<tower_sessions::Session>().await.ok()?;
-        let draft = session.remove::<Draft>(DRAFT_KEY).await.ok().flatten()?;
-        // Saved here, not left to the session layer: a streamed page's session is saved when
-        // the page starts streaming, which can be before this runs.
-        if let Err(error) = session.save().await {
-            tracing::warn!(%error, "could not forget a refused form's values");
-        }
+        let draft: Draft = crate::drafts::ssr::take(DRAFT_KEY).await?;
         (draft.id == id).then_some(draft.form)
     }
 
@@ -200,6 +209,9 @@ pub mod ssr {
             "model_family": model.model_family,
             "endpoint": model.endpoint,
             "identifier": model.identifier,
+            "bedrock_region": model.bedrock_region,
+            "vertex_project": model.vertex_project,
+            "vertex_location": model.vertex_location,
             "api_key_fingerprint": model.api_key_fingerprint,
         })
     }
@@ -208,12 +220,30 @@ pub mod ssr {
         format!("{}/{}/{}", model.name, model.model_family, model.endpoint.as_deref().unwrap_or("--"))
     }
 
-    pub async fn save_model(id: Option<i64>, form: ModelForm) -> Result<(), AppError> {
-        let user = require_admin().await?;
-        let catalog = catalog();
+    /// Adds or updates a model; answers with its id (the JSON API shows the saved model).
+    pub async fn save_model(id: Option<i64>, form: ModelForm) -> Result<ModelId, AppError> {
+        let actor = Actor::signed_in(&require_admin().await?).await;
+        let master_keys = expect_context::<std::sync::Arc<MasterKeys>>();
         let mut tx = pool().begin().await?;
+        let saved = save_model_in(&mut tx, &actor, &catalog(), &master_keys, id, &form).await?;
+        tx.commit().await?;
+        let notice = if id.is_some() { "saved" } else { "created" };
+        leptos_axum::redirect(&format!("{}?notice={notice}", super::super::AFTER_SAVE_PATH));
+        Ok(saved)
+    }
+
+    /// The save itself, with its audit event, inside the caller's transaction: the form's and
+    /// the API's one request, or a configuration import's many changes committed as one.
+    pub async fn save_model_in(
+        tx: &mut sqlx::PgConnection,
+        actor: &Actor,
+        catalog: &Catalog,
+        master_keys: &MasterKeys,
+        id: Option<i64>,
+        form: &ModelForm,
+    ) -> Result<ModelId, AppError> {
         let before = match id {
-            Some(id) => Some(store::lock(&mut tx, id).await?),
+            Some(id) => Some(store::lock(tx, id).await?),
             None => None,
         };
 
@@ -226,16 +256,14 @@ pub mod ssr {
         };
         let valid: ValidModel = form.parse(selectable).map_err(AppError::Validation)?;
 
-        let master_keys = expect_context::<std::sync::Arc<MasterKeys>>();
-        let key = key_change(&master_keys, &valid, before.as_ref(), &form)?;
-        let saved_id = store::write(&mut tx, id, &valid, key).await?;
+        let key = key_change(master_keys, &valid, before.as_ref(), form)?;
+        let saved_id = store::write(tx, id, &valid, key).await?;
         let after = store::find(&mut *tx, saved_id).await?.ok_or(AppError::Internal)?;
         let (action, verb) =
             if before.is_some() { ("model_updated", "updated") } else { ("model_created", "created") };
-        let actor = Actor::signed_in(&user).await;
         record(
             &mut *tx,
-            &actor,
+            actor,
             NewAuditEvent {
                 action,
                 target_type: "SelfHostedModel",
@@ -247,10 +275,7 @@ pub mod ssr {
             },
         )
         .await?;
-        tx.commit().await?;
-        let notice = if before.is_some() { "saved" } else { "created" };
-        leptos_axum::redirect(&format!("{}?notice={notice}", super::super::AFTER_SAVE_PATH));
-        Ok(())
+        Ok(ModelId(saved_id))
     }
 
     /// What the save does with the key. Platforms without keys never hold one; a stored key
@@ -285,22 +310,32 @@ pub mod ssr {
     }
 
     pub async fn delete_model(id: i64) -> Result<(), AppError> {
-        let user = require_admin().await?;
-        let catalog = catalog();
+        let actor = Actor::signed_in(&require_admin().await?).await;
         let mut tx = pool().begin().await?;
+        delete_model_in(&mut tx, &actor, &catalog(), id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a model no feature uses, with its audit event, inside the caller's transaction.
+    pub async fn delete_model_in(
+        tx: &mut sqlx::PgConnection,
+        actor: &Actor,
+        catalog: &Catalog,
+        id: i64,
+    ) -> Result<(), AppError> {
         // Locking the row makes "in use?" and "delete" one step for concurrent requests; the
         // foreign key refuses the delete anyway if a feature slips in between.
-        let model = store::lock(&mut tx, id).await?;
+        let model = store::lock(tx, id).await?;
         let used_by = store::used_by(&mut *tx, id).await?;
         if !used_by.is_empty() {
-            let titles: Vec<String> = used_by.iter().map(|key| feature_title(&catalog, key)).collect();
+            let titles: Vec<String> = used_by.iter().map(|key| feature_title(catalog, key)).collect();
             return Err(AppError::Conflict(in_use_message(&model.name, &titles)));
         }
         store::delete(&mut *tx, id).await?;
-        let actor = Actor::signed_in(&user).await;
         record(
             &mut *tx,
-            &actor,
+            actor,
             NewAuditEvent {
                 action: "model_destroyed",
                 target_type: "SelfHostedModel",
@@ -312,7 +347,6 @@ pub mod ssr {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -22,12 +22,20 @@ pub const KEY_NEEDED_FOR_NEW_ENDPOINT: &str =
 pub const ENDPOINT_WITH_CREDENTIALS: &str = "Remove the user name and password from the endpoint: an API key goes in \"API Key\", where it stays secret.";
 pub const IDENTIFIER_REQUIRED: &str = "Please enter a model identifier.";
 pub const IDENTIFIER_TOO_LONG: &str = "Model identifier must be less than 255 characters.";
+pub const REGION_INVALID: &str =
+    "Please enter an AWS region such as us-east-1, or leave it blank to use the console's region.";
+pub const PROJECT_REQUIRED: &str = "Please enter the Google Cloud project ID.";
+pub const PROJECT_INVALID: &str = "Please enter a Google Cloud project ID such as my-project-123: 6 to 30 lowercase letters, digits or hyphens, starting with a letter.";
+pub const LOCATION_REQUIRED: &str = "Please enter a Vertex AI location such as us-central1, or global.";
+pub const LOCATION_INVALID: &str =
+    "Please enter a Vertex AI location such as us-central1, europe-west4 or global.";
 pub use super::platform::{
     BEDROCK_PREFIX, CUSTOM_OPENAI_PREFIX, IDENTIFIER_BEDROCK_EMPTY, IDENTIFIER_INCOMPLETE,
-    IDENTIFIER_NOT_BEDROCK, Platform,
+    IDENTIFIER_NOT_BEDROCK, IDENTIFIER_NOT_VERTEX, IDENTIFIER_VERTEX_MODEL, Platform, VERTEX_PREFIX,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ModelId(pub i64);
 
 /// What to do with a stored API key when the edit form is saved. Posted as `key()`.
@@ -61,6 +69,7 @@ impl KeyAction {
 
 /// What an exchange measured.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Figures {
     /// From sending the request to the first piece of the reply.
     pub first_token_ms: Option<u64>,
@@ -72,6 +81,7 @@ pub struct Figures {
 
 /// A stored model as the edit form shows it: the key only as its fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StoredModel {
     pub id: ModelId,
     pub name: String,
@@ -79,16 +89,70 @@ pub struct StoredModel {
     pub model_family: String,
     pub endpoint: Option<String>,
     pub identifier: String,
+    /// The AWS region of a Bedrock model; `None`: the console's own region.
+    pub bedrock_region: Option<String>,
+    /// The Google Cloud project of a Vertex AI model.
+    pub vertex_project: Option<String>,
+    /// The Vertex AI location of a Vertex AI model (`us-central1`, `global`).
+    pub vertex_location: Option<String>,
     pub api_key_fingerprint: Option<String>,
 }
 
 /// A model's last test (by hand or a chat), as the list shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LastTest {
     pub ok: bool,
     pub message: String,
     pub figures: Figures,
     pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Whether a model serves, read from its stored tests (by hand, chats, Test all, scheduled
+/// checks). The one status the models list, the features tab, the Configuration page, the
+/// overview and `/metrics` all show, so no two of them can disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum Serving {
+    NotTested,
+    /// Its last test answered.
+    Ready {
+        tested_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// Its last test failed; `since` is the first failure after its last answer.
+    Failing {
+        since: chrono::DateTime<chrono::Utc>,
+        message: String,
+    },
+}
+
+impl Serving {
+    /// From a model's last test and, when it failed, the first failure since its last answer
+    /// (absent once the history is pruned: then the last test's own time is the best known).
+    pub fn from_last_test(
+        last: Option<&LastTest>,
+        failing_since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Serving {
+        match last {
+            None => Serving::NotTested,
+            Some(last) if last.ok => Serving::Ready { tested_at: last.at },
+            Some(last) => Serving::Failing {
+                since: failing_since.filter(|since| *since <= last.at).unwrap_or(last.at),
+                message: last.message.clone(),
+            },
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Serving::Ready { .. })
+    }
+}
+
+/// A time as every status shows it: absolute and in UTC, so the server's page and the
+/// browser's agree whatever their clocks' zones (a relative "3 min ago" would be stale on
+/// arrival and differ between the two renders).
+pub fn status_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// "Deployment name": required, at most 255 characters, surrounding spaces dropped.
@@ -190,11 +254,206 @@ impl ModelIdentifier {
     }
 }
 
+/// "AWS region" of a Bedrock model: the shape of a real AWS region name (`us-east-1`,
+/// `us-gov-west-1`, `ap-southeast-2`): a partition-and-geography code of two letters, one to
+/// three words, and a number. It names a host (`bedrock-runtime.REGION.amazonaws.com`) and the
+/// signature's scope, so nothing else may pass: no dots, slashes, spaces or availability zones.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BedrockRegion(String);
+
+impl BedrockRegion {
+    /// A blank value is no region (`Ok(None)`): the model uses the console's own region.
+    pub fn parse(value: &str) -> Result<Option<Self>, &'static str> {
+        let value = value.trim().to_ascii_lowercase();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let parts: Vec<&str> = value.split('-').collect();
+        let well_formed = value.len() <= 32
+            && (3..=5).contains(&parts.len())
+            && parts[0].len() == 2
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase()))
+            && parts.last().is_some_and(|number| {
+                (1..=2).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit())
+            });
+        if well_formed { Ok(Some(BedrockRegion(value))) } else { Err(REGION_INVALID) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The prefix of the cross-region inference profiles that serve this region's geography
+    /// (`us.anthropic...` from us-east-1), if Bedrock has one for it.
+    pub fn inference_profile_prefix(&self) -> Option<&'static str> {
+        let region = self.0.as_str();
+        if region.starts_with("us-gov-") {
+            Some("us-gov")
+        } else if region.starts_with("us-") {
+            Some("us")
+        } else if region.starts_with("eu-") {
+            Some("eu")
+        } else if region.starts_with("ap-") {
+            Some("apac")
+        } else {
+            None
+        }
+    }
+
+    /// The identifier the admin probably means in this region: a Bedrock model id typed
+    /// without its geography prefix (`bedrock/anthropic.claude...`, which Bedrock refuses with
+    /// "on-demand throughput isn't supported"), or with another geography's, gets this region's.
+    /// `None` when the identifier is fine as it is, or names an ARN or a global profile.
+    pub fn suggest_identifier(&self, identifier: &str) -> Option<String> {
+        let prefix = self.inference_profile_prefix()?;
+        let model = identifier.trim().strip_prefix(BEDROCK_PREFIX)?;
+        let (first, rest) = model.split_once('.')?;
+        let bare = if GEOGRAPHY_PREFIXES.contains(&first) {
+            if first == prefix {
+                return None;
+            }
+            rest
+        } else if MODEL_PROVIDERS.contains(&first) {
+            model
+        } else {
+            return None;
+        };
+        let (provider, _) = bare.split_once('.')?;
+        MODEL_PROVIDERS.contains(&provider).then(|| format!("{BEDROCK_PREFIX}{prefix}.{bare}"))
+    }
+}
+
+/// "Google Cloud project" of a Vertex AI model: a project ID as Google allows them (6 to 30
+/// lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen).
+/// It becomes a segment of the request's path, so nothing else may pass.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GoogleProject(String);
+
+impl GoogleProject {
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        let value = value.trim().to_ascii_lowercase();
+        if value.is_empty() {
+            return Err(PROJECT_REQUIRED);
+        }
+        let well_formed = (6..=30).contains(&value.len())
+            && value.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+            && !value.ends_with('-')
+            && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if well_formed { Ok(GoogleProject(value)) } else { Err(PROJECT_INVALID) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// "Location" of a Vertex AI model: `global`, or the shape of a Google Cloud region
+/// (`us-central1`, `europe-west4`, `northamerica-northeast1`). It names the host
+/// (`LOCATION-aiplatform.googleapis.com`) and a path segment, so nothing else may pass.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VertexLocation(String);
+
+impl VertexLocation {
+    pub const GLOBAL: &'static str = "global";
+
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        let value = value.trim().to_ascii_lowercase();
+        if value.is_empty() {
+            return Err(LOCATION_REQUIRED);
+        }
+        if value == Self::GLOBAL {
+            return Ok(VertexLocation(value));
+        }
+        let parts: Vec<&str> = value.split('-').collect();
+        let (last, words) = parts.split_last().unwrap_or((&"", &[]));
+        let digits = last.bytes().rev().take_while(u8::is_ascii_digit).count();
+        let letters = &last[..last.len() - digits];
+        let well_formed = value.len() <= 32
+            && !words.is_empty()
+            && words.iter().all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase()))
+            && (1..=2).contains(&digits)
+            && !letters.is_empty()
+            && letters.bytes().all(|b| b.is_ascii_lowercase());
+        if well_formed { Ok(VertexLocation(value)) } else { Err(LOCATION_INVALID) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The geography prefixes of Bedrock's cross-region inference profiles (not `global`, which
+/// serves every region).
+const GEOGRAPHY_PREFIXES: [&str; 4] = ["us", "us-gov", "eu", "apac"];
+/// The model providers whose Bedrock ids are `provider.model`.
+pub const MODEL_PROVIDERS: [&str; 9] =
+    ["anthropic", "meta", "mistral", "amazon", "cohere", "ai21", "deepseek", "writer", "qwen"];
+
+/// The region of the console's own AWS configuration (AWS_REGION, the profile's, else
+/// us-east-1): where a Bedrock model without a region of its own runs. A request context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleRegion(pub String);
+
+/// Regions the form offers to pick from (any other well-formed region may be typed).
+pub const KNOWN_BEDROCK_REGIONS: [&str; 16] = [
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "us-gov-west-1",
+    "ca-central-1",
+    "sa-east-1",
+    "eu-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-north-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-south-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+];
+
+/// A model an endpoint or a cloud offers, as the form's "Load models" lists it: the
+/// identifier to save, a label to pick it by, and the family its name suggests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveredModel {
+    pub identifier: String,
+    pub label: String,
+    pub family: Option<String>,
+}
+
+/// The model family a model's id or provider suggests (`anthropic.claude-3-5-sonnet` is
+/// Claude, `Mixtral-8x7B-Instruct` Mixtral), or `None` when it suggests none: a guess the admin
+/// sees selected and may change. The more specific names are tried first (Codestral before
+/// Mistral, Code Llama before Llama).
+pub fn guess_family(model: &str) -> Option<&'static str> {
+    let name = model.to_ascii_lowercase();
+    const GUESSES: [(&str, &str); 12] = [
+        ("codestral", "codestral"),
+        ("mixtral", "mixtral"),
+        ("mistral", "mistral"),
+        ("codellama", "codellama"),
+        ("code-llama", "codellama"),
+        ("llama", "llama3"),
+        ("codegemma", "codegemma"),
+        ("deepseek-coder", "deepseekcoder"),
+        ("claude", "claude_3"),
+        ("anthropic", "claude_3"),
+        ("gpt", "gpt"),
+        ("gemini", "gemini"),
+    ];
+    GUESSES.iter().find(|(part, _)| name.contains(part)).map(|(_, family)| *family)
+}
+
 /// What the admin typed into the model form, as the browser posts it: the one list of the
 /// form's fields, flattened into the `save_model` and `test_connection` server functions so a
 /// plain HTML post (JavaScript off) maps onto it by field name. A field the form does not show
 /// (the endpoint of a Bedrock model) arrives blank.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ModelForm {
     pub name: String,
@@ -202,6 +461,12 @@ pub struct ModelForm {
     pub model_family: String,
     pub endpoint: String,
     pub identifier: String,
+    /// The AWS region of a Bedrock model; blank: the console's own.
+    pub bedrock_region: String,
+    /// The Google Cloud project of a Vertex AI model.
+    pub vertex_project: String,
+    /// The Vertex AI location of a Vertex AI model.
+    pub vertex_location: String,
     /// `KeyAction::key()`.
     pub api_key_action: String,
     /// A newly typed API key. Never kept in a draft, never printed by `Debug`.
@@ -233,6 +498,9 @@ impl std::fmt::Debug for ModelForm {
             .field("model_family", &self.model_family)
             .field("endpoint", &self.endpoint)
             .field("identifier", &self.identifier)
+            .field("bedrock_region", &self.bedrock_region)
+            .field("vertex_project", &self.vertex_project)
+            .field("vertex_location", &self.vertex_location)
             .field("api_key_action", &self.api_key_action)
             .field("api_key", &if self.api_key.is_empty() { "" } else { "[typed]" })
             .finish()
@@ -248,6 +516,10 @@ pub struct ValidModel {
     pub model_family: String,
     pub endpoint: Option<Endpoint>,
     pub identifier: ModelIdentifier,
+    /// Bedrock models only; `None`: the console's own region.
+    pub bedrock_region: Option<BedrockRegion>,
+    /// Vertex AI models only: where the model is called.
+    pub google: Option<(GoogleProject, VertexLocation)>,
 }
 
 impl ModelForm {
@@ -273,10 +545,28 @@ impl ModelForm {
         }
         let identifier = ModelIdentifier::parse(platform, &self.identifier);
         check("identifier", identifier.as_ref().map(|_| ()).map_err(|e| *e));
+        let region =
+            if platform.uses_region() { BedrockRegion::parse(&self.bedrock_region) } else { Ok(None) };
+        check("bedrock_region", region.as_ref().map(|_| ()).map_err(|e| *e));
+        let google = platform.uses_google_project().then(|| {
+            let project = GoogleProject::parse(&self.vertex_project);
+            let location = VertexLocation::parse(&self.vertex_location);
+            check("vertex_project", project.as_ref().map(|_| ()).map_err(|e| *e));
+            check("vertex_location", location.as_ref().map(|_| ()).map_err(|e| *e));
+            project.and_then(|project| location.map(|location| (project, location)))
+        });
 
-        match (name, endpoint.transpose(), identifier) {
-            (Ok(name), Ok(endpoint), Ok(identifier)) if errors.is_empty() => {
-                Ok(ValidModel { name, platform, model_family: family.to_owned(), endpoint, identifier })
+        match (name, endpoint.transpose(), identifier, region, google.transpose()) {
+            (Ok(name), Ok(endpoint), Ok(identifier), Ok(bedrock_region), Ok(google)) if errors.is_empty() => {
+                Ok(ValidModel {
+                    name,
+                    platform,
+                    model_family: family.to_owned(),
+                    endpoint,
+                    identifier,
+                    bedrock_region,
+                    google,
+                })
             }
             _ => Err(errors),
         }
@@ -435,6 +725,154 @@ mod tests {
             errors.get("platform").map(String::as_str),
             Some(super::super::platform::PLATFORM_UNKNOWN)
         );
+    }
+
+    #[test]
+    fn a_region_has_the_shape_of_an_aws_region() {
+        for good in
+            ["us-east-1", "us-gov-west-1", "ap-southeast-2", "eu-central-2", "il-central-1", " EU-WEST-3 "]
+        {
+            assert!(matches!(BedrockRegion::parse(good), Ok(Some(_))), "{good}");
+        }
+        assert_eq!(BedrockRegion::parse(" EU-WEST-3 ").unwrap().unwrap().as_str(), "eu-west-3");
+        assert_eq!(BedrockRegion::parse("  "), Ok(None), "blank: the console's region");
+        for bad in [
+            "us-east",
+            "useast1",
+            "us-east-1a",
+            "us-east-123",
+            "us_east_1",
+            "u-east-1",
+            "us-east-1.evil.com",
+            "us-east-1/x",
+            "us--1",
+            "https://us-east-1",
+            "us-ea st-1",
+            "a-b-c-d-e-f-1",
+        ] {
+            assert_eq!(BedrockRegion::parse(bad), Err(REGION_INVALID), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_region_suggests_its_geographys_inference_profile() {
+        let region = |name: &str| BedrockRegion::parse(name).unwrap().unwrap();
+        let bare = "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0";
+        assert_eq!(
+            region("us-east-1").suggest_identifier(bare).as_deref(),
+            Some("bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0")
+        );
+        assert_eq!(
+            region("eu-west-3")
+                .suggest_identifier("bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0")
+                .as_deref(),
+            Some("bedrock/eu.anthropic.claude-3-5-sonnet-20240620-v1:0"),
+            "another geography's profile"
+        );
+        assert_eq!(
+            region("ap-northeast-1").suggest_identifier("bedrock/meta.llama3-70b-instruct-v1:0").as_deref(),
+            Some("bedrock/apac.meta.llama3-70b-instruct-v1:0")
+        );
+        assert_eq!(
+            region("us-gov-west-1").suggest_identifier(bare).as_deref(),
+            Some("bedrock/us-gov.anthropic.claude-3-5-sonnet-20240620-v1:0")
+        );
+        for fine in [
+            "bedrock/us.anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "bedrock/global.anthropic.claude-sonnet-4-20250514-v1:0",
+            "bedrock/arn:aws:bedrock:us-east-1:123456789012:inference-profile/x",
+            "bedrock/",
+            "custom_openai/anthropic.x",
+        ] {
+            assert_eq!(region("us-east-1").suggest_identifier(fine), None, "{fine}");
+        }
+        assert_eq!(region("ca-central-1").suggest_identifier(bare), None, "no profile known for it");
+    }
+
+    #[test]
+    fn only_a_bedrock_model_keeps_a_region_and_a_bad_one_is_named_at_its_field() {
+        let with_region =
+            |platform: &str, region: &str| ModelForm { bedrock_region: region.into(), ..form(platform) };
+        let model = with_region("bedrock", "eu-west-3").parse(|family| family == "claude_3").unwrap();
+        assert_eq!(model.bedrock_region.as_ref().map(BedrockRegion::as_str), Some("eu-west-3"));
+        let errors =
+            with_region("bedrock", "eu-west-3; drop").parse(|family| family == "claude_3").unwrap_err();
+        assert_eq!(errors.get("bedrock_region").map(String::as_str), Some(REGION_INVALID));
+        let api = ModelForm { identifier: "custom_openai/m".into(), ..with_region("api", "eu-west-3") };
+        assert_eq!(api.parse(|family| family == "claude_3").unwrap().bedrock_region, None);
+    }
+
+    #[test]
+    fn a_google_project_has_the_shape_of_a_project_id() {
+        for good in ["my-project-123", "abcdef", " Duo-Prod-1 ", &format!("a{}", "b".repeat(29))] {
+            assert!(GoogleProject::parse(good).is_ok(), "{good}");
+        }
+        assert_eq!(GoogleProject::parse(" Duo-Prod-1 ").unwrap().as_str(), "duo-prod-1");
+        assert_eq!(GoogleProject::parse("  "), Err(PROJECT_REQUIRED));
+        for bad in ["abcde", "1project", "my_project", "project-", "my.project", "a/b/cdefg", &"a".repeat(31)]
+        {
+            assert_eq!(GoogleProject::parse(bad), Err(PROJECT_INVALID), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_vertex_location_is_a_region_or_global() {
+        for good in
+            ["us-central1", "europe-west4", "northamerica-northeast1", "me-central2", "global", " US-EAST5 "]
+        {
+            assert!(VertexLocation::parse(good).is_ok(), "{good}");
+        }
+        assert_eq!(VertexLocation::parse(" US-EAST5 ").unwrap().as_str(), "us-east5");
+        assert_eq!(VertexLocation::parse(""), Err(LOCATION_REQUIRED));
+        for bad in [
+            "us",
+            "us-central",
+            "uscentral1",
+            "us-central-1",
+            "us-central123",
+            "us-central1.evil.com",
+            "us-central1/x",
+            "-central1",
+            "us-1",
+        ] {
+            assert_eq!(VertexLocation::parse(bad), Err(LOCATION_INVALID), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_a_vertex_model_keeps_a_project_and_location_each_named_at_its_field() {
+        let vertex = |project: &str, location: &str| ModelForm {
+            platform: "vertex_ai".into(),
+            model_family: "gemini".into(),
+            identifier: "vertex_ai/gemini-2.0-flash-001".into(),
+            vertex_project: project.into(),
+            vertex_location: location.into(),
+            ..form("vertex_ai")
+        };
+        let model = vertex("duo-prod-1", "us-central1").parse(|family| family == "gemini").unwrap();
+        let (project, location) = model.google.unwrap();
+        assert_eq!((project.as_str(), location.as_str()), ("duo-prod-1", "us-central1"));
+        assert_eq!(model.endpoint, None, "Vertex AI models have no endpoint");
+        let errors = vertex("", "moon-base").parse(|family| family == "gemini").unwrap_err();
+        assert_eq!(errors.get("vertex_project").map(String::as_str), Some(PROJECT_REQUIRED));
+        assert_eq!(errors.get("vertex_location").map(String::as_str), Some(LOCATION_INVALID));
+        let api = ModelForm {
+            identifier: "custom_openai/m".into(),
+            vertex_project: "duo-prod-1".into(),
+            ..form("api")
+        };
+        assert_eq!(api.parse(|family| family == "claude_3").unwrap().google, None);
+    }
+
+    #[test]
+    fn a_models_name_suggests_its_family() {
+        assert_eq!(guess_family("us.anthropic.claude-3-5-sonnet-20240620-v1:0"), Some("claude_3"));
+        assert_eq!(guess_family("mistralai/Mixtral-8x7B-Instruct-v0.1"), Some("mixtral"));
+        assert_eq!(guess_family("mistral.mistral-large-2402-v1:0"), Some("mistral"));
+        assert_eq!(guess_family("codestral-22b"), Some("codestral"));
+        assert_eq!(guess_family("meta.llama3-70b-instruct-v1:0"), Some("llama3"));
+        assert_eq!(guess_family("codellama/CodeLlama-7b"), Some("codellama"));
+        assert_eq!(guess_family("amazon.nova-pro-v1:0"), None);
     }
 
     #[test]

@@ -10,9 +10,10 @@ use leptos_router::hooks::use_params_map;
 
 use super::api::{ModelFormData, SaveModel, load_model_form};
 use super::domain::{
-    DeploymentName, Endpoint, FAMILY_REQUIRED, KeyAction, ModelForm, ModelIdentifier, Platform,
+    BedrockRegion, DeploymentName, Endpoint, FAMILY_REQUIRED, GoogleProject, KNOWN_BEDROCK_REGIONS,
+    KeyAction, ModelForm, ModelIdentifier, Platform, VertexLocation,
 };
-use crate::chat::api::TestConnection;
+use crate::chat::api::{DiscoverModels, NOT_RECORDED, TestConnection};
 use crate::error::{AppError, FieldErrors};
 use crate::form_field::FormField;
 
@@ -52,7 +53,7 @@ fn ModelFormPage(id: Option<i64>) -> impl IntoView {
 
 #[component]
 fn ModelFormView(data: ModelFormData) -> impl IntoView {
-    let ModelFormData { families, beta_enabled, model, draft } = data;
+    let ModelFormData { families, beta_enabled, model, console_region, draft } = data;
     let editing = model.is_some();
     let id = model.as_ref().map(|m| m.id.0);
     let fingerprint = model.as_ref().and_then(|m| m.api_key_fingerprint.clone());
@@ -66,6 +67,9 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                 model_family: m.model_family.clone(),
                 endpoint: m.endpoint.clone().unwrap_or_default(),
                 identifier: m.identifier.clone(),
+                bedrock_region: m.bedrock_region.clone().unwrap_or_default(),
+                vertex_project: m.vertex_project.clone().unwrap_or_default(),
+                vertex_location: m.vertex_location.clone().unwrap_or_default(),
                 ..ModelForm::default()
             })
             .unwrap_or_default()
@@ -76,12 +80,27 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     let family = RwSignal::new(initial.model_family);
     let endpoint = RwSignal::new(initial.endpoint);
     let identifier = RwSignal::new(initial.identifier);
+    let bedrock_region = RwSignal::new(initial.bedrock_region);
+    let vertex_project = RwSignal::new(initial.vertex_project);
+    let vertex_location = RwSignal::new(initial.vertex_location);
     let api_key = RwSignal::new(String::new());
     let key_action = RwSignal::new(if fingerprint.is_some() { KeyAction::Keep } else { KeyAction::Replace });
     let show_key = RwSignal::new(false);
 
     let save = ServerAction::<SaveModel>::new();
     let test = ServerAction::<TestConnection>::new();
+    let discover = ServerAction::<DiscoverModels>::new();
+    // A list speaks for the endpoint (or region) and key it was loaded from: a change of any
+    // of them clears it.
+    Effect::new(move |first: Option<()>| {
+        platform.track();
+        endpoint.track();
+        bedrock_region.track();
+        api_key.track();
+        if first.is_some() {
+            discover.value().set(None);
+        }
+    });
     // A test's result speaks for the values it tested: any change clears it.
     Effect::new(move |first: Option<()>| {
         name.track();
@@ -89,6 +108,9 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
         family.track();
         endpoint.track();
         identifier.track();
+        bedrock_region.track();
+        vertex_project.track();
+        vertex_location.track();
         api_key.track();
         if first.is_some() {
             test.value().set(None);
@@ -108,6 +130,12 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
             errors.set(found);
         }
     });
+    // "Load models" failures belong to the field to fix (endpoint, key, region).
+    Effect::new(move |_| {
+        if let Some(Err(AppError::Validation(found))) = discover.value().get() {
+            errors.update(|errors| errors.extend(found));
+        }
+    });
     let form_error = move || match save.value().get() {
         Some(Err(AppError::Validation(_))) | Some(Ok(())) | None => None,
         Some(Err(AppError::Forbidden)) => Some(AppError::Forbidden.to_string()),
@@ -115,6 +143,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     };
 
     let known_families: Vec<String> = families.iter().map(|f| f.key.clone()).collect();
+    let known_families_for_pick = known_families.clone();
     // The one place the form's fields are gathered: what Save posts and Test connection sends.
     // Fields the platform does not use go out blank.
     let current_form = move || {
@@ -125,11 +154,43 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
             model_family: family.get(),
             endpoint: if chosen.uses_endpoint() { endpoint.get() } else { String::new() },
             identifier: identifier.get(),
+            bedrock_region: if chosen.uses_region() { bedrock_region.get() } else { String::new() },
+            vertex_project: if chosen.uses_google_project() { vertex_project.get() } else { String::new() },
+            vertex_location: if chosen.uses_google_project() { vertex_location.get() } else { String::new() },
             api_key_action: key_action.get().key().to_owned(),
             api_key: if chosen.uses_api_key() { api_key.get() } else { String::new() },
         }
     };
     let submission = move || SaveModel { id, form: current_form() };
+    // Leaving with changes asks first; a save under way or done is not "leaving changes".
+    let as_loaded = untrack(current_form);
+    // Typed before the page was hydrated (a slow link): kept, not replaced by what was drawn.
+    for (id, field) in [
+        ("model-name", name),
+        ("model-endpoint", endpoint),
+        ("model-identifier", identifier),
+        ("model-api-key", api_key),
+        ("model-vertex-project", vertex_project),
+        ("model-vertex-location", vertex_location),
+        ("model-family", family),
+    ] {
+        if let Some(typed) = crate::hydration::typed_before_hydration(id, &field.get_untracked()) {
+            field.set(typed);
+        }
+    }
+    // A platform chosen before then is applied once the page is hydrated: it changes which fields
+    // are drawn, and hydration must first meet the fields the server drew.
+    let chosen_early =
+        crate::hydration::typed_before_hydration("model-platform", platform.get_untracked().key())
+            .and_then(|key| Platform::parse(&key).ok());
+    Effect::new(move |_| {
+        if let Some(chosen) = chosen_early {
+            platform.set(chosen);
+        }
+    });
+    crate::unsaved::warn_before_leaving(Signal::derive(move || {
+        current_form() != as_loaded && !save.pending().get() && !matches!(save.value().get(), Some(Ok(())))
+    }));
     // Checks one field as the admin leaves it, with the same rule the server applies.
     let check = move |field: &'static str| {
         let form = untrack(current_form);
@@ -137,6 +198,9 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
             "name" => DeploymentName::parse(&form.name).map(|_| ()),
             "endpoint" => Endpoint::parse(&form.endpoint).map(|_| ()),
             "identifier" => ModelIdentifier::parse(platform.get_untracked(), &form.identifier).map(|_| ()),
+            "bedrock_region" => BedrockRegion::parse(&form.bedrock_region).map(|_| ()),
+            "vertex_project" => GoogleProject::parse(&form.vertex_project).map(|_| ()),
+            "vertex_location" => VertexLocation::parse(&form.vertex_location).map(|_| ()),
             _ => {
                 if form.model_family.is_empty() {
                     Err(FAMILY_REQUIRED)
@@ -211,15 +275,19 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
         let Ok(chosen) = Platform::parse(&value) else { return };
         if chosen != platform.get_untracked() {
             platform.set(chosen);
-            // Fields of the other platform no longer apply.
-            endpoint.set(String::new());
-            api_key.set(String::new());
+            // What was typed stays (switching back brings it back); a platform's unused fields
+            // are left out of what is sent (`current_form`).
             errors.update(|errors| {
                 errors.remove("endpoint");
                 errors.remove("identifier");
+                errors.remove("bedrock_region");
+                errors.remove("vertex_project");
+                errors.remove("vertex_location");
             });
         }
     };
+    // Test connection and the key's buttons are the bundle's: usable once the page is hydrated.
+    let hydrated = crate::hydration::use_hydrated();
     let title = if editing { "Edit self-hosted model" } else { "Add self-hosted model" };
     let description = if editing {
         "Edit the AI model that can be used for GitLab Duo self-hosted features."
@@ -231,6 +299,40 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     // Copy, so the endpoint field can be built again each time the API platform is chosen.
     let initial_endpoint = StoredValue::new(endpoint.get_untracked());
     let initial_identifier = identifier.get_untracked();
+    let initial_region = StoredValue::new(bedrock_region.get_untracked());
+    let initial_project = StoredValue::new(vertex_project.get_untracked());
+    let initial_location = StoredValue::new(vertex_location.get_untracked());
+    // The region the model will run in: its own when well-formed, else the console's.
+    let console_region = StoredValue::new(console_region);
+    let effective_region = move || {
+        BedrockRegion::parse(&bedrock_region.get())
+            .ok()
+            .flatten()
+            .or_else(|| BedrockRegion::parse(&console_region.get_value()).ok().flatten())
+    };
+    let region_help = move || {
+        let region = effective_region();
+        let name = region.as_ref().map(|r| r.as_str().to_owned()).unwrap_or_default();
+        let mut help = format!(
+            "The AWS region this model runs in. Leave it blank to use the console's region ({}).",
+            console_region.get_value()
+        );
+        if let Some(prefix) = region.as_ref().and_then(BedrockRegion::inference_profile_prefix) {
+            help.push_str(&format!(
+                " In {name}, models are called through inference profiles that start with \"{prefix}.\", for example {}{prefix}.anthropic.claude-3-5-sonnet-20240620-v1:0.",
+                super::domain::BEDROCK_PREFIX
+            ));
+        }
+        help
+    };
+    // A Bedrock id typed without this region's inference-profile prefix: offer the one to use.
+    let suggestion = move || {
+        if !platform.get().uses_region() {
+            return None;
+        }
+        let region = effective_region()?;
+        region.suggest_identifier(&identifier.get()).map(|suggested| (region.as_str().to_owned(), suggested))
+    };
 
     view! {
         <Title text=title/>
@@ -323,6 +425,70 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                     />
                 </FormField>
             </Show>
+            <Show when=move || platform.get().uses_region()>
+                <FormField
+                    id="model-region"
+                    label="AWS region (optional)"
+                    error=error_for("bedrock_region")
+                    help=Signal::derive(region_help)
+                >
+                    <input
+                        id="model-region"
+                        name="bedrock_region"
+                        type="text"
+                        list="model-region-choices"
+                        autocomplete="off"
+                        class=invalid_class("bedrock_region")
+                        placeholder=move || console_region.get_value()
+                        value=initial_region.get_value()
+                        prop:value=move || bedrock_region.get()
+                        on:input=move |ev| bedrock_region.set(event_target_value(&ev))
+                        on:blur=check_on_blur("bedrock_region")
+                    />
+                    <datalist id="model-region-choices">
+                        {KNOWN_BEDROCK_REGIONS.into_iter().map(|region| view! { <option value=region></option> }).collect_view()}
+                    </datalist>
+                </FormField>
+            </Show>
+            <Show when=move || platform.get().uses_google_project()>
+                <FormField
+                    id="model-vertex-project"
+                    label="Google Cloud project"
+                    error=error_for("vertex_project")
+                    help="The ID of the Google Cloud project whose Vertex AI serves this model, for example my-project-123."
+                >
+                    <input
+                        id="model-vertex-project"
+                        name="vertex_project"
+                        type="text"
+                        autocomplete="off"
+                        class=invalid_class("vertex_project")
+                        value=initial_project.get_value()
+                        prop:value=move || vertex_project.get()
+                        on:input=move |ev| vertex_project.set(event_target_value(&ev))
+                        on:blur=check_on_blur("vertex_project")
+                    />
+                </FormField>
+                <FormField
+                    id="model-vertex-location"
+                    label="Location"
+                    error=error_for("vertex_location")
+                    help="The Vertex AI location the model is offered in, such as us-central1 or europe-west4, or global."
+                >
+                    <input
+                        id="model-vertex-location"
+                        name="vertex_location"
+                        type="text"
+                        autocomplete="off"
+                        placeholder="us-central1"
+                        class=invalid_class("vertex_location")
+                        value=initial_location.get_value()
+                        prop:value=move || vertex_location.get()
+                        on:input=move |ev| vertex_location.set(event_target_value(&ev))
+                        on:blur=check_on_blur("vertex_location")
+                    />
+                </FormField>
+            </Show>
             <FormField
                 id="model-identifier"
                 label="Model identifier"
@@ -341,6 +507,81 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                     on:blur=check_on_blur("identifier")
                 />
             </FormField>
+            {move || suggestion().map(|(region, suggested)| {
+                let label = format!("Use {suggested}");
+                view! {
+                    <p class="form-text identifier-suggestion" role="status">
+                        {format!("In {region}, Bedrock serves this model through a cross-region inference profile. ")}
+                        <button type="button" class="btn btn-sm" on:click=move |_| {
+                            identifier.set(suggested.clone());
+                            check("identifier");
+                        }>{label}</button>
+                    </p>
+                }
+            })}
+            <Show when=move || platform.get().lists_models()>
+            <div class="discover">
+                <button
+                    type="button"
+                    class="btn"
+                    disabled=move || discover.pending().get() || (platform.get().uses_endpoint() && endpoint.get().trim().is_empty())
+                    on:click=move |_| {
+                        errors.update(|errors| {
+                            for field in ["endpoint", "api_key", "bedrock_region", "vertex_project", "vertex_location", "identifier"] {
+                                errors.remove(field);
+                            }
+                        });
+                        discover.dispatch(DiscoverModels::from(untrack(submission)));
+                    }
+                >
+                    "Load models"
+                </button>
+                {move || discover.pending().get().then(|| view! { <span class="loading" role="status">"Loading models…"</span> })}
+            </div>
+            </Show>
+            {move || match discover.value().get() {
+                Some(Ok(models)) => {
+                    let count = models.len();
+                    let found = if count == 1 { "1 model found.".to_owned() } else { format!("{count} models found.") };
+                    let known_families = known_families_for_pick.clone();
+                    let guesses: Vec<(String, Option<String>)> =
+                        models.iter().map(|model| (model.identifier.clone(), model.family.clone())).collect();
+                    Some(view! {
+                        <FormField
+                            id="model-discovered"
+                            label="Discovered models"
+                            help=Signal::derive(move || format!("{found} Picking one fills in the model identifier (and the family its name suggests); the identifier stays editable."))
+                        >
+                            <select
+                                id="model-discovered"
+                                class="form-control"
+                                on:change=move |ev| {
+                                    let picked = event_target_value(&ev);
+                                    if picked.is_empty() {
+                                        return;
+                                    }
+                                    let guess = guesses.iter().find(|(id, _)| *id == picked).and_then(|(_, family)| family.clone());
+                                    if let Some(guess) = guess.filter(|guess| known_families.contains(guess)) {
+                                        family.set(guess);
+                                        check("model_family");
+                                    }
+                                    identifier.set(picked);
+                                    check("identifier");
+                                }
+                            >
+                                <option value="">"Select a discovered model"</option>
+                                {models
+                                    .into_iter()
+                                    .map(|model| view! { <option value=model.identifier.clone() selected=move || identifier.get() == model.identifier>{model.label}</option> })
+                                    .collect_view()}
+                            </select>
+                        </FormField>
+                    }
+                    .into_any())
+                }
+                Some(Err(AppError::Validation(_))) | None => None,
+                Some(Err(error)) => Some(view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any()),
+            }}
             <Show when=move || platform.get().uses_api_key()>
                 <ApiKeyField api_key key_action show_key fingerprint=fingerprint.clone() error=error_for("api_key")/>
             </Show>
@@ -352,9 +593,15 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                 Ok(result) if result.ok => view! {
                     <div class="alert alert-success" role="status">
                         {format!("{} ({} ms).", result.message, result.figures.total_ms)}
+                        {(editing && !result.recorded).then(|| view! { <p class="form-text">{NOT_RECORDED}</p> })}
                     </div>
                 }.into_any(),
-                Ok(result) => view! { <div class="alert alert-danger" role="alert">{result.message}</div> }.into_any(),
+                Ok(result) => view! {
+                    <div class="alert alert-danger" role="alert">
+                        {result.message}
+                        {(editing && !result.recorded).then(|| view! { <p class="form-text">{NOT_RECORDED}</p> })}
+                    </div>
+                }.into_any(),
                 Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
             })}
             <div class="form-actions">
@@ -362,7 +609,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                 <button
                     type="button"
                     class="btn"
-                    disabled=move || !form_is_valid() || test.pending().get()
+                    disabled=move || !hydrated.get() || !form_is_valid() || test.pending().get()
                     on:click=move |_| run_test()
                 >
                     "Test connection"
@@ -384,6 +631,8 @@ fn ApiKeyField(
     error: Signal<Option<String>>,
 ) -> impl IntoView {
     let has_stored_key = fingerprint.is_some();
+    let hydrated = crate::hydration::use_hydrated();
+    let inert = move || !hydrated.get();
     let fingerprint = fingerprint.unwrap_or_default();
     view! {
         <FormField
@@ -398,15 +647,15 @@ fn ApiKeyField(
                     <div class="key-set">
                         <span class="badge badge-success">"Key set"</span>
                         <code title="Fingerprint of the stored key">{fingerprint.clone()}</code>
-                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KeyAction::Replace)>"Replace key"</button>
-                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KeyAction::Remove)>"Remove key"</button>
+                        <button type="button" class="btn btn-sm" disabled=inert on:click=move |_| key_action.set(KeyAction::Replace)>"Replace key"</button>
+                        <button type="button" class="btn btn-sm" disabled=inert on:click=move |_| key_action.set(KeyAction::Remove)>"Remove key"</button>
                     </div>
                 }
                 .into_any(),
                 KeyAction::Remove => view! {
                     <div class="key-set">
                         <span>"The API key will be removed when you save."</span>
-                        <button type="button" class="btn btn-sm" on:click=move |_| key_action.set(KeyAction::Keep)>"Keep key"</button>
+                        <button type="button" class="btn btn-sm" disabled=inert on:click=move |_| key_action.set(KeyAction::Keep)>"Keep key"</button>
                     </div>
                 }
                 .into_any(),
@@ -424,6 +673,7 @@ fn ApiKeyField(
                         <button
                             type="button"
                             class="btn"
+                            disabled=inert
                             aria-label=move || if show_key.get() { "Hide API key" } else { "Show API key" }
                             on:click=move |_| show_key.update(|shown| *shown = !*shown)
                         >

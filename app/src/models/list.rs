@@ -51,7 +51,7 @@ pub fn SelfHostedModelsPage() -> impl IntoView {
             />
             <button type="submit" class="btn">"Search"</button>
         </form>
-        <super::test_all::TestAll on_done=Callback::new(move |_| models.refetch())/>
+        <super::test_all::TestAll of=super::test_all::TestAllOf::Models on_done=Callback::new(move |_| models.refetch())/>
         <Suspense fallback=|| view! { <p class="loading">"Loading self-hosted models…"</p> }>
             {move || Suspend::new(async move {
                 match models.await {
@@ -79,7 +79,9 @@ fn ModelsTable(
     to_test: RwSignal<Option<ModelRow>>,
     refocus: RwSignal<Option<i64>>,
 ) -> impl IntoView {
-    let ModelsPage { models, page, has_next_page, beta_enabled } = listing;
+    let ModelsPage { models, page, has_next_page, beta_enabled, now, console_region } = listing;
+    // "Test" and "Delete" open the bundle's dialogs: usable once the page is hydrated.
+    let hydrated = crate::hydration::use_hydrated();
     Effect::new(move |_| {
         if let Some(id) = refocus.get_untracked() {
             refocus.set(None);
@@ -140,9 +142,26 @@ fn ModelsTable(
                             false => "--".to_owned(),
                             true => model.endpoint.clone().unwrap_or_else(|| "--".to_owned()),
                         };
+                        // GitLab shows `--` for a platform without an endpoint; the region says
+                        // where a Bedrock model runs instead, the project and location where a
+                        // Vertex AI model does.
+                        let region = model.platform.uses_region().then(|| match &model.bedrock_region {
+                            Some(region) => format!("Region: {region}"),
+                            None => format!("Region: {console_region} (the console's)"),
+                        });
+                        let region = region.or_else(|| {
+                            model.platform.uses_google_project().then(|| {
+                                format!(
+                                    "Project: {}, location: {}",
+                                    model.vertex_project.as_deref().unwrap_or("--"),
+                                    model.vertex_location.as_deref().unwrap_or("--")
+                                )
+                            })
+                        });
                         let edit_href = format!("/admin/gitlab_duo/self_hosted/models/{}/edit", model.id.0);
                         let row = model.clone();
                         let test_row = model.clone();
+                        // When it ran (the exact time on hover) and, for a failure, why, in the cell.
                         let last_test = model.last_test.clone().map(|test| {
                             let text = if test.ok {
                                 format!("OK · {} ms", test.figures.total_ms)
@@ -150,7 +169,13 @@ fn ModelsTable(
                                 "Failed".to_owned()
                             };
                             let class = if test.ok { "badge badge-success" } else { "badge badge-danger" };
-                            view! { <span class=class title=test.message>{text}</span> }
+                            view! {
+                                <span class=class>{text}</span>" "
+                                <time datetime=test.at.to_rfc3339() title=crate::when::absolute(test.at)>
+                                    {crate::when::ago(test.at, now)}
+                                </time>
+                                {(!test.ok).then(|| view! { <p class="last-test-reason">{test.message}</p> })}
+                            }
                         });
                         view! {
                             <tr data-model-name=model.name.clone()>
@@ -164,7 +189,10 @@ fn ModelsTable(
                                         <div class="form-text">"In use by a feature; beta models are turned off, so it cannot be chosen for new features."</div>
                                     })}
                                 </td>
-                                <td class="endpoint">{endpoint}</td>
+                                <td class="endpoint">
+                                    {endpoint}
+                                    {region.map(|region| view! { <div class="form-text model-region">{region}</div> })}
+                                </td>
                                 <td><code>{model.identifier.clone()}</code></td>
                                 <td>
                                     {model.has_api_key.then(|| view! {
@@ -173,13 +201,14 @@ fn ModelsTable(
                                 </td>
                                 <td class="last-test">{last_test}</td>
                                 <td class="actions">
-                                    <button type="button" class="btn btn-sm" data-test-model=model.id.0 on:click=move |_| to_test.set(Some(test_row.clone()))>
+                                    <button type="button" class="btn btn-sm" data-test-model=model.id.0 disabled=move || !hydrated.get() on:click=move |_| to_test.set(Some(test_row.clone()))>
                                         "Test"
                                     </button>
                                     <a class="btn btn-sm" href=edit_href>"Edit"</a>
                                     <button
                                         type="button"
                                         class="btn btn-sm btn-danger-secondary"
+                                        disabled=move || !hydrated.get()
                                         on:click=move |_| to_delete.set(Some(row.clone()))
                                     >
                                         "Delete"

@@ -5,9 +5,11 @@
 //! Reads of `feature_settings` here are limited to "which features use this model" (the list
 //! and the delete guard); that table is written only by `features`.
 
+use std::collections::HashMap;
+
 use sqlx::PgExecutor;
 
-use super::domain::{LastTest, ModelId, Platform, StoredModel, ValidModel, origin_of};
+use super::domain::{LastTest, ModelId, Platform, Serving, StoredModel, ValidModel, origin_of};
 use super::platform::UnknownPlatform;
 use super::secrets::{ApiKey, KeyBinding, MasterKeys, SealedKey};
 use crate::error::AppError;
@@ -27,6 +29,14 @@ pub fn constraint_violation(constraint: &str) -> Option<AppError> {
         "self_hosted_models_endpoint_without_credentials" => field("endpoint", ENDPOINT_WITH_CREDENTIALS),
         "self_hosted_models_identifier_length" => field("identifier", IDENTIFIER_REQUIRED),
         "self_hosted_models_bedrock_identifier" => field("identifier", IDENTIFIER_NOT_BEDROCK),
+        "self_hosted_models_region_for_bedrock" | "self_hosted_models_bedrock_region_shape" => {
+            field("bedrock_region", REGION_INVALID)
+        }
+        "self_hosted_models_vertex_project_for_vertex" => field("vertex_project", PROJECT_REQUIRED),
+        "self_hosted_models_vertex_project_shape" => field("vertex_project", PROJECT_INVALID),
+        "self_hosted_models_vertex_location_for_vertex" => field("vertex_location", LOCATION_REQUIRED),
+        "self_hosted_models_vertex_location_shape" => field("vertex_location", LOCATION_INVALID),
+        "self_hosted_models_vertex_identifier" => field("identifier", IDENTIFIER_VERTEX_MODEL),
         // Deleting a model that a feature still uses: the foreign key of `feature_settings`.
         "feature_settings_model_in_use" => AppError::Conflict(IN_USE_REFUSED.to_owned()),
         _ => return None,
@@ -72,6 +82,9 @@ pub struct CallableModel {
     pub platform: Platform,
     pub endpoint: Option<String>,
     pub identifier: String,
+    pub bedrock_region: Option<String>,
+    pub vertex_project: Option<String>,
+    pub vertex_location: Option<String>,
     pub sealed_key: Option<SealedKey>,
 }
 
@@ -102,7 +115,8 @@ pub async fn list(
     offset: i64,
 ) -> Result<Vec<ListedModel>, AppError> {
     let rows = sqlx::query!(
-        r#"SELECT m.id, m.name, m.platform, m.model_family, m.endpoint, m.identifier,
+        r#"SELECT m.id, m.name, m.platform, m.model_family, m.endpoint, m.identifier, m.bedrock_region,
+                  m.vertex_project, m.vertex_location,
                   m.api_key_ciphertext IS NOT NULL AS "has_api_key!",
                   ARRAY(SELECT f.feature FROM feature_settings f
                         WHERE f.self_hosted_model_id = m.id ORDER BY f.feature) AS "used_by!",
@@ -131,6 +145,9 @@ pub async fn list(
                     model_family: row.model_family,
                     endpoint: row.endpoint,
                     identifier: row.identifier,
+                    bedrock_region: row.bedrock_region,
+                    vertex_project: row.vertex_project,
+                    vertex_location: row.vertex_location,
                     api_key_fingerprint: None,
                 },
                 has_api_key: row.has_api_key,
@@ -143,7 +160,8 @@ pub async fn list(
 
 pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<StoredModel>, AppError> {
     let row = sqlx::query!(
-        "SELECT id, name, platform, model_family, endpoint, identifier, api_key_fingerprint
+        "SELECT id, name, platform, model_family, endpoint, identifier, bedrock_region,
+                vertex_project, vertex_location, api_key_fingerprint
          FROM self_hosted_models WHERE id = $1",
         id
     )
@@ -157,10 +175,40 @@ pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<StoredModel
             model_family: row.model_family,
             endpoint: row.endpoint,
             identifier: row.identifier,
+            bedrock_region: row.bedrock_region,
+            vertex_project: row.vertex_project,
+            vertex_location: row.vertex_location,
             api_key_fingerprint: row.api_key_fingerprint,
         })
     })
     .transpose()
+}
+
+/// Every model, by name: what a configuration export lists.
+pub async fn all(db: impl PgExecutor<'_>) -> Result<Vec<StoredModel>, AppError> {
+    let rows = sqlx::query!(
+        "SELECT id, name, platform, model_family, endpoint, identifier, bedrock_region, vertex_project,
+                vertex_location, api_key_fingerprint
+         FROM self_hosted_models ORDER BY name, id"
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(StoredModel {
+                id: ModelId(row.id),
+                name: row.name,
+                platform: Platform::try_from(row.platform)?,
+                model_family: row.model_family,
+                endpoint: row.endpoint,
+                identifier: row.identifier,
+                bedrock_region: row.bedrock_region,
+                vertex_project: row.vertex_project,
+                vertex_location: row.vertex_location,
+                api_key_fingerprint: row.api_key_fingerprint,
+            })
+        })
+        .collect()
 }
 
 /// Locks a model's row for the rest of the transaction and reads it; `NotFound` if it is gone.
@@ -182,6 +230,9 @@ pub async fn write(
     key: KeyChange<'_>,
 ) -> Result<i64, AppError> {
     let endpoint = model.endpoint.as_ref().map(|e| e.as_str());
+    let region = model.bedrock_region.as_ref().map(|r| r.as_str());
+    let project = model.google.as_ref().map(|(project, _)| project.as_str());
+    let location = model.google.as_ref().map(|(_, location)| location.as_str());
     let origin = model.endpoint.as_ref().map(|e| e.origin()).unwrap_or_default();
     // A key is bound to its model's id, so a new model's key is sealed once the row has one.
     let seal = |key: &ApiKey, master_keys: &MasterKeys, model_id: i64| {
@@ -189,13 +240,17 @@ pub async fn write(
     };
     let Some(id) = id else {
         let saved = sqlx::query_scalar!(
-            r#"INSERT INTO self_hosted_models (name, platform, model_family, endpoint, identifier)
-               VALUES ($1, $2, $3, $4, $5) RETURNING id"#,
+            r#"INSERT INTO self_hosted_models
+                 (name, platform, model_family, endpoint, identifier, bedrock_region, vertex_project, vertex_location)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"#,
             model.name.as_str(),
             model.platform.key(),
             model.model_family,
             endpoint,
             model.identifier.as_str(),
+            region,
+            project,
+            location,
         )
         .fetch_one(&mut *tx)
         .await
@@ -220,6 +275,9 @@ pub async fn write(
              api_key_key_id = CASE WHEN $10 THEN api_key_key_id ELSE $9 END,
              api_key_fingerprint = CASE WHEN $10 THEN api_key_fingerprint ELSE $11 END,
              api_key_bound = CASE WHEN $10 THEN api_key_bound ELSE $12 END,
+             bedrock_region = $13,
+             vertex_project = $14,
+             vertex_location = $15,
              updated_at = now()
            WHERE id = $1 RETURNING id"#,
         id,
@@ -234,6 +292,9 @@ pub async fn write(
         keep_key,
         sealed.as_ref().map(|s| s.fingerprint.as_str()),
         sealed.as_ref().is_some_and(|s| s.bound),
+        region,
+        project,
+        location,
     )
     .fetch_one(&mut *tx)
     .await
@@ -318,6 +379,29 @@ pub async fn summaries(db: impl PgExecutor<'_>) -> Result<Vec<ModelSummary>, App
     Ok(rows.into_iter().map(|r| ModelSummary { id: r.id, name: r.name, family: r.model_family }).collect())
 }
 
+/// Whether each model serves, from its last test and its history: the first failure after its
+/// last answer is when it started failing.
+pub async fn serving(db: impl PgExecutor<'_>) -> Result<HashMap<i64, Serving>, AppError> {
+    let rows = sqlx::query!(
+        r#"SELECT m.id, m.last_test,
+                  (SELECT min(f.ran_at) FROM model_tests f
+                   WHERE f.model_id = m.id AND NOT f.ok
+                     AND f.ran_at > coalesce((SELECT max(a.ran_at) FROM model_tests a
+                                              WHERE a.model_id = m.id AND a.ok), '-infinity'))
+                    AS "failing_since: chrono::DateTime<chrono::Utc>"
+           FROM self_hosted_models m"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let last: Option<LastTest> = row.last_test.and_then(|value| serde_json::from_value(value).ok());
+            (row.id, Serving::from_last_test(last.as_ref(), row.failing_since))
+        })
+        .collect())
+}
+
 /// Reads a model that is about to be assigned to a feature, and keeps it from being deleted
 /// until the transaction ends (FOR SHARE).
 pub async fn share_for_assignment(
@@ -334,7 +418,8 @@ pub async fn share_for_assignment(
 /// A stored model with what it takes to call it; `NotFound` if there is none.
 pub async fn callable(db: impl PgExecutor<'_>, id: i64) -> Result<CallableModel, AppError> {
     let row = sqlx::query!(
-        "SELECT id, name, model_family, platform, endpoint, identifier,
+        "SELECT id, name, model_family, platform, endpoint, identifier, bedrock_region,
+                vertex_project, vertex_location,
                 api_key_ciphertext, api_key_nonce, api_key_key_id, api_key_fingerprint, api_key_bound
          FROM self_hosted_models WHERE id = $1",
         id
@@ -356,6 +441,9 @@ pub async fn callable(db: impl PgExecutor<'_>, id: i64) -> Result<CallableModel,
         platform: Platform::try_from(row.platform)?,
         endpoint: row.endpoint,
         identifier: row.identifier,
+        bedrock_region: row.bedrock_region,
+        vertex_project: row.vertex_project,
+        vertex_location: row.vertex_location,
         sealed_key,
     })
 }
@@ -366,6 +454,7 @@ pub enum TestKind {
     TestConnection,
     Chat,
     Scheduled,
+    TestAll,
 }
 
 impl TestKind {
@@ -374,6 +463,7 @@ impl TestKind {
             TestKind::TestConnection => "test_connection",
             TestKind::Chat => "chat",
             TestKind::Scheduled => "scheduled",
+            TestKind::TestAll => "test_all",
         }
     }
 }

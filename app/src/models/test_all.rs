@@ -1,10 +1,27 @@
-//! "Test all" on the models tab: every model is asked GitLab's probe, several at once; each
-//! outcome appears as it comes in, then the summary ("18 of 20 answered").
+//! "Test all", on the models tab (every model) and on the features tab (every feature a model
+//! serves, with its own prompt): each is asked GitLab's probe, several at once; each outcome
+//! appears as it comes in, then the summary ("18 of 20 answered").
 
 use leptos::prelude::*;
 
-use crate::chat::api::test_all_models;
+use crate::chat::api::{test_all_features, test_all_models};
 use crate::chat::{LineBuffer, TestAllEvent};
+
+/// What a "Test all" button tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestAllOf {
+    Models,
+    Features,
+}
+
+impl TestAllOf {
+    fn noun(self) -> &'static str {
+        match self {
+            TestAllOf::Models => "models",
+            TestAllOf::Features => "features",
+        }
+    }
+}
 
 #[derive(Clone, Default)]
 struct Progress {
@@ -15,7 +32,7 @@ struct Progress {
 }
 
 #[component]
-pub fn TestAll(on_done: Callback<()>) -> impl IntoView {
+pub fn TestAll(of: TestAllOf, on_done: Callback<()>) -> impl IntoView {
     let progress = RwSignal::new(None::<Progress>);
     let running = RwSignal::new(false);
     let start = move |_| {
@@ -26,7 +43,11 @@ pub fn TestAll(on_done: Callback<()>) -> impl IntoView {
         progress.set(Some(Progress::default()));
         leptos::task::spawn_local(async move {
             use futures::StreamExt;
-            match test_all_models().await {
+            let started = match of {
+                TestAllOf::Models => test_all_models().await,
+                TestAllOf::Features => test_all_features().await,
+            };
+            match started {
                 Err(error) => {
                     progress.update(|p| p.get_or_insert_default().failure = Some(error.to_string()))
                 }
@@ -40,8 +61,8 @@ pub fn TestAll(on_done: Callback<()>) -> impl IntoView {
                                 let p = p.get_or_insert_default();
                                 match event {
                                     TestAllEvent::Started(total) => p.total = Some(total),
-                                    TestAllEvent::Tested { model, ok, message, total_ms } => {
-                                        p.results.push((model, ok, message, total_ms))
+                                    TestAllEvent::Tested { subject, ok, message, total_ms } => {
+                                        p.results.push((subject, ok, message, total_ms))
                                     }
                                     TestAllEvent::Finished { answered, total } => {
                                         p.summary = Some(TestAllEvent::summary(answered, total))
@@ -56,13 +77,14 @@ pub fn TestAll(on_done: Callback<()>) -> impl IntoView {
             on_done.run(());
         });
     };
+    let hydrated = crate::hydration::use_hydrated();
     view! {
         <div class="test-all">
-        <button type="button" class="btn" disabled=move || running.get() on:click=start>"Test all"</button>
+        <button type="button" class="btn" disabled=move || !hydrated.get() || running.get() on:click=start>"Test all"</button>
         {move || progress.get().map(|p| view! {
             <section class="test-all-progress" aria-label="Test all" aria-live="polite">
                 {p.total.map(|total| view! {
-                    <p class="form-text">{format!("Tested {} of {total} models", p.results.len())}</p>
+                    <p class="form-text">{format!("Tested {} of {total} {}", p.results.len(), of.noun())}</p>
                 })}
                 <ul class="test-all-results">
                     {p.results.into_iter().map(|(model, ok, message, total_ms)| view! {

@@ -10,7 +10,7 @@ use fantoccini::Locator;
 use sqlx::PgPool;
 
 /// axe-core's browser script, as setup.sh installs it.
-fn axe_source() -> String {
+pub(crate) fn axe_source() -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/tools/node_modules/axe-core/axe.min.js");
     std::fs::read_to_string(&path)
@@ -18,7 +18,7 @@ fn axe_source() -> String {
 }
 
 /// Checks the page as it is now; returns one line per serious or critical violation and element.
-async fn violations(page: &Page, axe: &str, what: &str) -> Vec<String> {
+pub(crate) async fn violations(page: &Page, axe: &str, what: &str) -> Vec<String> {
     page.client.execute(&format!("{axe}\nreturn typeof axe;"), vec![]).await.expect("axe-core loads");
     let found = page
         .client
@@ -39,7 +39,8 @@ async fn violations(page: &Page, axe: &str, what: &str) -> Vec<String> {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn axe_core_finds_no_serious_or_critical_violation_on_any_page(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let bedrock = crate::common::fake_bedrock::FakeBedrock::start().await;
+    let app = TestApp::builder(pool).bedrock_catalog(bedrock_catalog_client(&bedrock.url)).spawn().await;
     app.add_user("ada", Role::Admin).await;
     let model: i64 = sqlx::query_scalar(
         "INSERT INTO self_hosted_models (name, platform, model_family, identifier)
@@ -91,10 +92,20 @@ async fn axe_core_finds_no_serious_or_critical_violation_on_any_page(pool: PgPoo
             b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models/{model}/edit")).await.unwrap();
             b.field("Deployment name").await;
             found.extend(violations(&b, &axe, "edit form").await);
+            b.click_until(
+                Locator::XPath("//button[normalize-space()='Load models']"),
+                Locator::XPath("//select[@id=//label[normalize-space()='Discovered models']/@for]"),
+            )
+            .await;
+            found.extend(violations(&b, &axe, "edit form with discovered models").await);
 
             b.client.goto(&format!("{base}/admin/gitlab_duo/configuration")).await.unwrap();
             b.button("Save changes").await;
             found.extend(violations(&b, &axe, "Configuration page").await);
+
+            b.client.goto(&format!("{base}/admin/audit_events")).await.unwrap();
+            b.button("Filter").await;
+            found.extend(violations(&b, &axe, "audit events page").await);
 
             assert!(found.is_empty(), "axe-core found:\n{}", found.join("\n"));
         })

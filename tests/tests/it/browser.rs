@@ -25,6 +25,16 @@ pub(crate) struct Page {
 
 impl Browser {
     pub(crate) async fn start() -> Browser {
+        Browser::launch("normal").await
+    }
+
+    /// As `start`, but navigation returns once the HTML is parsed (`eager`), before the page's
+    /// resources (the browser bundle among them) have loaded: what a person sees on a slow link.
+    pub(crate) async fn start_eager() -> Browser {
+        Browser::launch("eager").await
+    }
+
+    async fn launch(page_load_strategy: &str) -> Browser {
         let port = free_port();
         let driver = tokio::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -35,6 +45,7 @@ impl Browser {
             .expect("chromedriver runs (scripts/setup.sh --with-browser installs it)");
         let profile = std::env::temp_dir().join(format!("duo-admin-chromium-{port}"));
         let serde_json::Value::Object(capabilities) = serde_json::json!({
+            "pageLoadStrategy": page_load_strategy,
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": [
@@ -528,8 +539,10 @@ async fn an_admin_adds_an_azure_openai_model_sees_the_hints_follow_and_says_hell
             };
 
             // The identifier's hint follows the platform and the family, as in GitLab.
+            // The hints follow the dropdowns once the page is interactive: a choice made before
+            // would stay on screen (and be saved) while the hints lag behind.
+            b.find(Locator::Css("html[data-hydrated]")).await;
             b.field("Deployment name").await.send_keys("GPT-4o on Azure").await.unwrap();
-            // (Each help text is awaited first: it changes only once the page is interactive.)
             b.select("Model family", "GPT").await;
             b.text_appears("Provide the model identifier in the form of provider/model-name").await;
             assert_eq!(hint(&b).await, "");
@@ -617,6 +630,185 @@ async fn test_all_on_the_models_tab_shows_each_outcome_and_the_summary(pool: PgP
             b.find(Locator::Css("svg.history-chart")).await;
             b.text_appears("Amazon Bedrock is throttling requests or the model is not ready").await;
             save_screenshot(&b, "model-history").await;
+        })
+        .await;
+}
+
+impl Page {
+    /// The value of the control labelled `label` (an input or a select).
+    pub(crate) async fn value_of(&self, label: &str) -> String {
+        let xpath = format!("//*[@id=//label[normalize-space()={}]/@for]", xpath_literal(label));
+        self.find(Locator::XPath(&xpath)).await.prop("value").await.unwrap().unwrap_or_default()
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_admin_picks_identifiers_from_the_models_an_endpoint_and_a_bedrock_region_offer(pool: PgPool) {
+    use crate::common::fake_bedrock::FakeBedrock;
+    use crate::common::fake_openai::FakeOpenAi;
+    let vllm = FakeOpenAi::start(Some("sk-browser-list")).await;
+    let bedrock = FakeBedrock::start().await;
+    let app = TestApp::builder(pool)
+        .bedrock(bedrock_client(&bedrock.url, true))
+        .bedrock_catalog(bedrock_catalog_client(&bedrock.url))
+        .spawn()
+        .await;
+    app.add_user("ada", Role::Admin).await;
+    let browser = Browser::start().await;
+
+    browser
+        .run("discovery", |b| async move {
+            let base = app.address.clone();
+            b.sign_in_as(&base, "ada").await;
+            b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models/new")).await.unwrap();
+            let load = "//button[normalize-space()='Load models']";
+            let discovered = "//select[@id=//label[normalize-space()='Discovered models']/@for]";
+
+            // An OpenAI-compatible endpoint: without its key the failure is named at the key.
+            b.field("Deployment name").await.send_keys("Mixtral on vLLM").await.unwrap();
+            b.field("Endpoint").await.send_keys(&vllm.endpoint).await.unwrap();
+            b.click_until(Locator::XPath(load), Locator::XPath("//*[contains(., 'It needs an API key')]"))
+                .await;
+            b.field("API Key (optional)").await.send_keys("sk-browser-list").await.unwrap();
+            b.button("Load models").await.click().await.unwrap();
+            b.find(Locator::XPath(discovered)).await;
+            b.text_appears("2 models found.").await;
+            b.select("Discovered models", "Mixtral-8x7B-Instruct-v0.1").await;
+            assert_eq!(b.value_of("Model identifier").await, "custom_openai/Mixtral-8x7B-Instruct-v0.1");
+            assert_eq!(b.value_of("Model family").await, "mixtral", "the family its name suggests");
+            // The identifier stays editable.
+            let identifier = b.field("Model identifier").await;
+            identifier.send_keys("-edited").await.unwrap();
+            assert_eq!(
+                b.value_of("Model identifier").await,
+                "custom_openai/Mixtral-8x7B-Instruct-v0.1-edited"
+            );
+            b.select("Discovered models", "mistralai/Mistral-7B-Instruct-v0.3").await;
+            b.select("Discovered models", "Mixtral-8x7B-Instruct-v0.1").await;
+            assert_eq!(b.value_of("Model identifier").await, "custom_openai/Mixtral-8x7B-Instruct-v0.1");
+            let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM self_hosted_models")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+            assert_eq!(stored, 0, "nothing stored before Save");
+            b.button("Add self-hosted model").await.click().await.unwrap();
+            b.text_appears("Model added. Select it for a feature to start using it.").await;
+
+            // Bedrock: a region of its own, the id it suggests there, then its catalog.
+            b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models/new")).await.unwrap();
+            b.field("Deployment name").await.send_keys("Claude in Paris").await.unwrap();
+            b.select("Platform", "Amazon Bedrock").await;
+            b.text_appears("Leave it blank to use the console's region (us-east-1).").await;
+            b.field("AWS region (optional)").await.send_keys("eu-west-3").await.unwrap();
+            b.text_appears(
+                "In eu-west-3, models are called through inference profiles that start with \"eu.\"",
+            )
+            .await;
+            b.field("Model identifier")
+                .await
+                .send_keys("bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0")
+                .await
+                .unwrap();
+            b.button("Use bedrock/eu.anthropic.claude-3-5-sonnet-20240620-v1:0").await.click().await.unwrap();
+            assert_eq!(
+                b.value_of("Model identifier").await,
+                "bedrock/eu.anthropic.claude-3-5-sonnet-20240620-v1:0"
+            );
+            b.button("Load models").await.click().await.unwrap();
+            // By keyboard: the list starts at the identifier typed, the arrow picks the next.
+            let list = b.find(Locator::XPath(discovered)).await;
+            assert_eq!(
+                list.prop("value").await.unwrap().as_deref(),
+                Some("bedrock/eu.anthropic.claude-3-5-sonnet-20240620-v1:0")
+            );
+            list.send_keys(&String::from(char::from(fantoccini::key::Key::Down))).await.unwrap();
+            assert_eq!(b.value_of("Model identifier").await, "bedrock/eu.meta.llama3-2-90b-instruct-v1:0");
+            assert_eq!(b.value_of("Model family").await, "", "Llama 3 is a beta family, and beta is off");
+            b.select(
+                "Discovered models",
+                "EU Meta Llama 3.2 90B Instruct (eu.meta.llama3-2-90b-instruct-v1:0)",
+            )
+            .await;
+            assert_eq!(b.value_of("Model identifier").await, "bedrock/eu.meta.llama3-2-90b-instruct-v1:0");
+            b.select(
+                "Discovered models",
+                "EU Anthropic Claude 3.5 Sonnet (eu.anthropic.claude-3-5-sonnet-20240620-v1:0)",
+            )
+            .await;
+            assert_eq!(b.value_of("Model family").await, "claude_3");
+            b.button("Add self-hosted model").await.click().await.unwrap();
+            b.text_appears("Model added. Select it for a feature to start using it.").await;
+
+            let saved: Vec<(String, String, Option<String>)> = sqlx::query_as(
+                "SELECT identifier, model_family, bedrock_region FROM self_hosted_models ORDER BY name",
+            )
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+            assert_eq!(
+                saved,
+                [
+                    (
+                        "bedrock/eu.anthropic.claude-3-5-sonnet-20240620-v1:0".to_owned(),
+                        "claude_3".to_owned(),
+                        Some("eu-west-3".to_owned())
+                    ),
+                    ("custom_openai/Mixtral-8x7B-Instruct-v0.1".to_owned(), "mixtral".to_owned(), None),
+                ]
+            );
+
+            // The list shows the region; the model says hello from it.
+            b.link("Self-hosted models").await.click().await.unwrap();
+            let row = b.listed_model("Claude in Paris").await;
+            assert!(row.text().await.unwrap().contains("Region: eu-west-3"));
+            let test = "//tr[@data-model-name='Claude in Paris']//button[normalize-space()='Test']";
+            b.click_until(Locator::XPath(test), Locator::Id("chat-message")).await;
+            b.button("Send").await.click().await.unwrap();
+            b.text_appears("Hello! How can I help you today?").await;
+            assert_eq!(bedrock.signed_regions().last().map(String::as_str), Some("eu-west-3"));
+        })
+        .await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_user_creates_a_token_from_the_user_menu_sees_it_once_and_revokes_it(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let browser = Browser::start().await;
+    let base = app.address.clone();
+    let api = app.url("/api/v1/settings");
+
+    browser
+        .run("personal_access_token", |b| async move {
+            b.sign_in_as(&base, "ada").await;
+            b.link("Access tokens").await.click().await.unwrap();
+            b.find(Locator::XPath("//h1[normalize-space()='Personal access tokens']")).await;
+            b.text_appears("This user has no active personal access tokens.").await;
+            b.field("Token name").await.send_keys("CI bot").await.unwrap();
+            let shown = b
+                .click_until(
+                    Locator::XPath("//button[normalize-space()='Create token']"),
+                    Locator::Css("[data-testid=created-token]"),
+                )
+                .await;
+            let token = shown.prop("value").await.unwrap().expect("the token is shown");
+            assert!(token.starts_with("duopat-"), "{token}");
+            b.text_appears("Make sure you save it - you won't be able to access it again.").await;
+            b.find(Locator::XPath("//td[normalize-space()='CI bot']")).await;
+            let used = reqwest::Client::new().get(&api).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(used.status(), reqwest::StatusCode::OK);
+
+            // Shown once: a fresh load of the page lists the token, never its value.
+            b.client.refresh().await.unwrap();
+            b.find(Locator::XPath("//td[normalize-space()='CI bot']")).await;
+            assert!(!b.client.source().await.unwrap().contains(&token));
+            b.click_until(
+                Locator::XPath("//button[normalize-space()='Revoke']"),
+                Locator::XPath("//*[normalize-space()='This user has no active personal access tokens.']"),
+            )
+            .await;
+            let refused = reqwest::Client::new().get(&api).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
         })
         .await;
 }

@@ -65,9 +65,13 @@ async fn each_bedrock_failure_is_named_with_what_to_do(pool: PgPool) {
     let app = app_with_bedrock(pool, bedrock_client(&fake.url, true)).await;
     let cases = [
         ("bedrock/access-denied", "Amazon Bedrock denied access"),
-        ("bedrock/anthropic.no-region-prefix", "Cross-region inference profiles need their region prefix"),
+        (
+            "bedrock/anthropic.no-region-prefix",
+            "In us-east-1, call it through its cross-region inference profile: bedrock/us.anthropic.no-region-prefix",
+        ),
+        ("bedrock/acme.no-region-prefix", "Cross-region inference profiles need their region prefix"),
         ("bedrock/bedrock/leftover-prefix", "remove it from the Bedrock model id"),
-        ("bedrock/not-found", "has no model \"not-found\" in this region"),
+        ("bedrock/not-found", "has no model \"not-found\" in us-east-1"),
         ("bedrock/throttled", "throttling requests or the model is not ready, even after retries"),
         ("bedrock/model-timeout", "The model took too long to answer"),
         ("bedrock/model-error", "The model failed while answering"),

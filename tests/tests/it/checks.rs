@@ -2,7 +2,6 @@
 //! the outcome in its history; among replicas, one runs each round; history is pruned.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::PgPool;
 
@@ -16,7 +15,6 @@ fn checks(pool: &PgPool, bedrock_url: &str) -> Checks {
         pool: pool.clone(),
         clients: Arc::new(model_clients(bedrock_client(bedrock_url, true))),
         master_keys: Arc::new(test_master_keys()),
-        interval: Duration::from_secs(300),
         history_days: 30,
     }
 }
@@ -192,7 +190,7 @@ async fn test_all_over_20_models_with_3_failing_names_each_failure_and_sums_up(p
     let failed: Vec<(&str, &str)> = events
         .iter()
         .filter_map(|event| match event {
-            TestAllEvent::Tested { model, ok: false, message, .. } => {
+            TestAllEvent::Tested { subject: model, ok: false, message, .. } => {
                 Some((model.as_str(), message.as_str()))
             }
             _ => None,

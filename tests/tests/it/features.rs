@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::common::*;
 use app::auth::Role;
 use app::catalog::Catalog;
-use app::features::api::{Assignment, FeaturesPage};
+use app::features::api::{AppliedToAll, Assignment, FeaturesPage};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -240,7 +240,10 @@ async fn apply_to_all_sets_the_whole_section_in_one_go_or_not_at_all(pool: PgPoo
     assert_eq!(button.tooltip, "Apply to all GitLab Duo Chat sub-features");
 
     let response = app.apply_to_all("duo_chat").await;
-    assert_eq!(response.json::<String>().await.unwrap(), "Successfully updated all GitLab Duo Chat features");
+    let applied: AppliedToAll = response.json().await.unwrap();
+    assert_eq!(applied.message, "Successfully updated all GitLab Duo Chat features to Claude");
+    assert_eq!(applied.model_id, claude);
+    assert_eq!(applied.previous.len(), 4, "what each changed feature had, for Undo");
     for feature in
         ["duo_chat_explain_code", "duo_chat_write_tests", "duo_chat_refactor_code", "duo_chat_fix_code"]
     {
@@ -377,7 +380,7 @@ async fn settings_are_validated_normalised_and_beta_acceptance_is_recorded(pool:
 }
 
 /// A local stand-in for the AI gateway's health endpoint: healthy, failing, or hanging.
-async fn fake_gateway(behaviour: &'static str) -> String {
+pub(crate) async fn fake_gateway(behaviour: &'static str) -> String {
     use axum::routing::get;
     let router = axum::Router::new().route(
         "/monitoring/healthz",
@@ -510,4 +513,168 @@ fn each_broken_catalog_stops_start_up_with_the_entry_and_the_fix() {
     assert!(duplicate.contains("the family \"mistral\" is listed twice"), "{duplicate}");
     let misspelt = error(feature("section = \"chat\"\nfamilies = [\"mistral\"]\nfalls_back = \"x\""));
     assert!(misspelt.contains("unknown field"), "{misspelt}");
+}
+
+impl TestApp {
+    async fn undo(&self, feature: &str, applied: &AppliedToAll) -> reqwest::Response {
+        let previous = serde_json::to_string(&applied.previous).unwrap();
+        self.client
+            .post(self.url("/api/undo_apply_ai_feature_setting_to_all"))
+            .form(&[
+                ("feature", feature),
+                ("model_id", &applied.model_id.to_string()),
+                ("previous", &previous),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn undoing_apply_to_all_restores_each_features_model_in_one_audited_request(pool: PgPool) {
+    let app = spawn_signed_in(pool, Role::Admin).await;
+    let claude = add_model(&app, "Claude", "claude_3").await;
+    let mistral = add_model(&app, "Mistral", "mistral").await;
+    app.choose("duo_chat", &claude.to_string()).await;
+    app.choose("duo_chat_explain_code", &mistral.to_string()).await;
+    app.choose("duo_chat_fix_code", "disabled").await;
+
+    let applied: AppliedToAll = app.apply_to_all("duo_chat").await.json().await.unwrap();
+    // Meanwhile someone else gives Refactor Code another model: that change stands.
+    app.choose("duo_chat_refactor_code", &mistral.to_string()).await;
+    let undone = app.undo("duo_chat", &applied).await;
+
+    assert_eq!(undone.status(), StatusCode::OK);
+    assert_eq!(
+        undone.json::<String>().await.unwrap(),
+        "Restored the previous models of the GitLab Duo Chat features, except 1 changed since"
+    );
+    assert_eq!(app.stored("duo_chat").await, Some(("self_hosted".into(), Some(claude))), "the row's own");
+    assert_eq!(app.stored("duo_chat_explain_code").await, Some(("self_hosted".into(), Some(mistral))));
+    assert_eq!(app.stored("duo_chat_fix_code").await, Some(("disabled".into(), None)));
+    assert_eq!(
+        app.stored("duo_chat_write_tests").await,
+        Some(("unassigned".into(), None)),
+        "back to General Chat's"
+    );
+    assert_eq!(app.stored("duo_chat_refactor_code").await, Some(("self_hosted".into(), Some(mistral))));
+    let message: String = sqlx::query_scalar(
+        "SELECT message FROM audit_events WHERE action = 'feature_settings_apply_to_all_undone'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        message,
+        "Undid applying Claude to all GitLab Duo Chat features: 3 restored, 1 changed since and kept"
+    );
+
+    // Only the section's own features, each once, may be sent back.
+    let forged = AppliedToAll {
+        message: String::new(),
+        model_id: claude,
+        previous: vec![("code_generations".into(), "disabled".into())],
+    };
+    assert_eq!(app.undo("duo_chat", &forged).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.stored("code_generations").await, None);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_chat_sub_feature_goes_back_to_general_chats_model_and_others_cannot(pool: PgPool) {
+    let app = spawn_signed_in(pool, Role::Admin).await;
+    let claude = add_model(&app, "Claude", "claude_3").await;
+    let mistral = add_model(&app, "Mistral", "mistral").await;
+    app.choose("duo_chat", &claude.to_string()).await;
+    app.choose("duo_chat_explain_code", &mistral.to_string()).await;
+    let row = |page: &FeaturesPage, key: &str| {
+        page.sections.iter().flat_map(|s| &s.features).find(|f| f.key == key).cloned().unwrap()
+    };
+    assert_eq!(
+        row(&app.features().await, "duo_chat_explain_code").fallback_choice.as_deref(),
+        Some("Use General Chat's model")
+    );
+    assert_eq!(row(&app.features().await, "duo_chat").fallback_choice, None);
+
+    assert_eq!(app.choose("duo_chat_explain_code", "").await.status(), StatusCode::OK);
+
+    assert_eq!(app.stored("duo_chat_explain_code").await, Some(("unassigned".into(), None)));
+    let page = app.features().await;
+    assert_eq!(row(&page, "duo_chat_explain_code").answered_by.as_deref(), Some("Claude"));
+    let message: String = sqlx::query_scalar(
+        "SELECT message FROM audit_events WHERE action = 'feature_setting_updated' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(message, "Feature duo_chat_explain_code changed to Unassigned (uses the General Chat model)");
+    // A feature with nothing to fall back to must name a model.
+    assert_eq!(app.choose("code_generations", "").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+fn assignment_of(page: &FeaturesPage, feature: &str) -> Assignment {
+    let row = page.sections.iter().flat_map(|s| &s.features).find(|row| row.key == feature);
+    row.expect("the feature is listed").assignment.clone()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn each_replica_keeps_the_tab_until_a_change_made_anywhere_moves_its_generation(pool: PgPool) {
+    // Two replicas on one database, each keeping its own copy of the tab's data.
+    let first = spawn_signed_in(pool.clone(), Role::Admin).await;
+    let second = TestApp::builder(pool.clone()).spawn().await;
+    assert_eq!(location(&second.sign_in(username(Role::Admin), PASSWORD).await), "/admin");
+    let claude = add_model(&first, "Claude", "claude_3").await;
+    assert_eq!(assignment_of(&first.features().await, "duo_chat"), Assignment::Unassigned);
+    assert_eq!(assignment_of(&second.features().await, "duo_chat"), Assignment::Unassigned);
+
+    // A change through one replica shows on the other at its next request.
+    assert_eq!(second.choose("duo_chat", &claude.to_string()).await.status(), StatusCode::OK);
+    let chosen = Assignment::SelfHosted { id: claude, name: "Claude".into() };
+    assert_eq!(assignment_of(&first.features().await, "duo_chat"), chosen);
+
+    // So does one made outside the console, straight in the database (psql, a script).
+    sqlx::query("UPDATE feature_settings SET provider = 'disabled', self_hosted_model_id = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(assignment_of(&first.features().await, "duo_chat"), Assignment::Disabled);
+    assert_eq!(assignment_of(&second.features().await, "duo_chat"), Assignment::Disabled);
+    // A model's test, and beta turned on, change what the tab shows too.
+    first.choose("duo_chat", &claude.to_string()).await;
+    assert_eq!(first.features().await.sections[1].features[0].status.text(), "Not tested");
+    let failed =
+        r#"{"ok": false, "at": "2026-12-01T10:00:00Z", "message": "refused", "figures": {"total_ms": 5}}"#;
+    sqlx::query("UPDATE self_hosted_models SET last_test = $1::jsonb")
+        .bind(failed)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let status = || async { first.features().await.sections[1].features[0].status.text() };
+    assert_eq!(status().await, "Failing since 2026-12-01 10:00 UTC");
+    // An earlier failure in the history, since its last success, moves "since".
+    sqlx::query(
+        "INSERT INTO model_tests (model_id, ran_at, ran_by, kind, ok, message, total_ms)
+         VALUES ($1, '2026-12-01T09:00:00Z', 'scheduled checks', 'scheduled', false, 'refused', 5)",
+    )
+    .bind(claude)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(status().await, "Failing since 2026-12-01 09:00 UTC");
+    assert!(!second.features().await.beta_enabled);
+    turn_beta_on(&first).await;
+    assert!(second.features().await.beta_enabled);
+
+    // The data are kept, not read again at each request: a change that leaves the generation as
+    // it is (triggers off, which the console never does) is not seen until the generation moves.
+    assert!(first.features().await.beta_enabled);
+    let mut unseen = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *unseen).await.unwrap();
+    sqlx::query("UPDATE self_hosted_models SET name = 'Renamed'").execute(&mut *unseen).await.unwrap();
+    unseen.commit().await.unwrap();
+    assert_eq!(assignment_of(&first.features().await, "duo_chat"), chosen);
+    sqlx::query("UPDATE features_generation SET generation = generation + 1").execute(&pool).await.unwrap();
+    let renamed = Assignment::SelfHosted { id: claude, name: "Renamed".into() };
+    assert_eq!(assignment_of(&first.features().await, "duo_chat"), renamed);
+    assert_eq!(assignment_of(&second.features().await, "duo_chat"), renamed);
 }

@@ -55,3 +55,43 @@ async fn a_refused_configuration_keeps_what_was_typed_and_points_at_the_first_er
         })
         .await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn without_javascript_a_refused_configuration_comes_back_as_typed_with_its_errors(pool: PgPool) {
+    let app = spawn_signed_in(pool, Role::Admin).await;
+    let page = app.url("/admin/gitlab_duo/configuration");
+    let typed = [
+        ("ai_gateway_timeout_seconds", "30"),
+        ("ai_gateway_url", "ftp://gateway.example"),
+        ("duo_agent_platform_service_url", "agents.example:50052"),
+    ];
+
+    let refused = app
+        .client
+        .post(app.url("/api/update_duo_configuration"))
+        .header("accept", "text/html")
+        .header("referer", &page)
+        .form(&typed)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(refused.status(), reqwest::StatusCode::FOUND);
+    let back = location(&refused);
+    assert!(back.starts_with(&page), "{back}");
+    let html = app.client.get(&back).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(app::configuration::TIMEOUT_RANGE), "the timeout's error");
+    assert!(html.contains(app::configuration::GATEWAY_URL_INVALID), "the URL's error");
+    for (_, value) in typed {
+        assert!(html.contains(&format!(r#"value="{value}""#)), "{value} is shown as typed");
+    }
+    let saved: (i32, Option<String>) =
+        sqlx::query_as("SELECT ai_gateway_timeout_seconds, ai_gateway_url FROM instance_settings")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(saved, (60, None), "nothing of a refused save is stored");
+    let again = app.client.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(!again.contains("ftp://gateway.example"), "what was typed is shown once");
+    assert!(again.contains(r#"value="60""#), "then the saved values again");
+}

@@ -115,6 +115,65 @@ async fn a_stored_key_is_never_sent_to_a_changed_endpoint(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn load_models_sends_a_stored_key_only_to_the_origin_it_was_stored_for(pool: PgPool) {
+    use crate::discovery::{DISCOVER, api_source};
+    let model_server = FakeOpenAi::start(Some("sk-stored-planted")).await;
+    let elsewhere = Recorder::start(not_found).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
+    let id = app.save_model(&api_form(&model_server.endpoint, "m", "sk-stored-planted")).await;
+
+    let moved = editing(id, api_source(&elsewhere.endpoint, ""), "keep");
+    let response = post_form(&app, DISCOVER, &moved).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(field_error(&body, "api_key").as_deref(), Some(KEY_NEEDED_FOR_NEW_ENDPOINT));
+    // "Replace" left blank still means the stored key: refused the same way.
+    let blank_replace = editing(id, api_source(&elsewhere.endpoint, ""), "replace");
+    assert_eq!(post_form(&app, DISCOVER, &blank_replace).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(elsewhere.requests().is_empty(), "nothing reached the other host: {:?}", elsewhere.requests());
+
+    // Same origin, another path: the key is the origin's, so it goes, and the use is audited.
+    let at_home = editing(id, api_source(&model_server.endpoint, ""), "keep");
+    let response = post_form(&app, DISCOVER, &at_home).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    let details: String = sqlx::query_scalar(
+        "SELECT message FROM audit_events WHERE action = 'model_stored_key_used' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(details.contains("used to list the models of") && !details.contains("sk-stored"), "{details}");
+
+    // "Remove key" lists without any key.
+    let removed = editing(id, api_source(&elsewhere.endpoint, ""), "remove");
+    post_form(&app, DISCOVER, &removed).await;
+    assert_eq!(elsewhere.requests(), ["-"], "no Authorization header at all");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn load_models_follows_no_redirect_and_caps_what_it_reads(pool: PgPool) {
+    use crate::discovery::api_source;
+    let target = Recorder::start(not_found).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirecting = format!("http://{}/v1", listener.local_addr().unwrap());
+    let location = format!("{}/models", target.endpoint);
+    let router = axum::Router::new().fallback(move || {
+        let location = location.clone();
+        async move { (StatusCode::FOUND, [("location", location)]).into_response() }
+    });
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let huge = Recorder::start(huge_json_reply).await;
+    let app = spawn_signed_in(pool, Role::Admin).await;
+
+    let redirected = app.discovery_errors(&api_source(&redirecting, "sk-redirected-planted")).await;
+    assert!(redirected["endpoint"].as_str().unwrap().contains("does not follow redirects"), "{redirected}");
+    assert!(target.requests().is_empty(), "the redirect was followed: {:?}", target.requests());
+
+    let oversized = app.discovery_errors(&api_source(&huge.endpoint, "")).await;
+    assert_eq!(oversized["endpoint"], ModelFailure::TooLarge { limit_kib: 4096 }.to_string());
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn a_stored_key_copied_to_another_model_does_not_open(pool: PgPool) {
     let model_server = FakeOpenAi::start(Some("sk-stored-planted")).await;
     let app = spawn_signed_in(pool, Role::Admin).await;

@@ -1,6 +1,7 @@
 //! No secret leaks: a unique API key and AWS secret are planted, every page, server function and
 //! error path is driven with every log line it causes recorded (at TRACE, dependencies
-//! included; see `common::logs`), and the planted values must appear nowhere: not in a
+//! included; see `common::logs`), a personal access token is used on every API route, and the
+//! planted values must appear nowhere: not in a
 //! response, not in a log line, not in the database, except sealed in the API key's own
 //! ciphertext column.
 
@@ -123,6 +124,22 @@ async fn planted_secrets_appear_nowhere_but_as_ciphertext_in_their_own_column(po
         .send()
         .await
         .unwrap();
+    // A personal access token, shown once here (outside what is searched), then used on every
+    // route (the model in use, so that nothing is deleted): it must appear nowhere after its
+    // creation, in no response, log line or row.
+    let token = app.create_token("sweep", "admin").await;
+    for route in route_inventory() {
+        if route.path.starts_with("/api/v1/") {
+            let response = reqwest::Client::new()
+                .request(route.method.clone(), app.url(&route.path_with(api_model)))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .unwrap();
+            seen.record(&format!("{} {} with a token", route.method, route.path), response).await;
+        }
+    }
     for route in route_inventory() {
         for id in [api_model, bedrock_model] {
             let path = route.path_with(id);
@@ -172,7 +189,7 @@ async fn planted_secrets_appear_nowhere_but_as_ciphertext_in_their_own_column(po
     let logs = logs.text();
     assert!(logs.len() > 10_000, "the logs were recorded: {} bytes", logs.len());
 
-    for secret in [api_key.as_str(), TEST_SECRET_KEY, wrong_aws_secret] {
+    for secret in [api_key.as_str(), TEST_SECRET_KEY, wrong_aws_secret, token.as_str()] {
         // The whole value, its tail (a truncated print), and its bytes as hex (a bytea column).
         let tail = &secret[secret.len() - 10..];
         let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();

@@ -29,6 +29,10 @@ fn the_inventory_holds_the_pages_server_functions_and_public_exceptions() {
     assert!(has(Method::GET, "/api/self_hosted_models", Access::SignedIn));
     assert!(has(Method::POST, "/users/sign_out", Access::SignedIn));
     assert!(has(Method::GET, "/metrics", Access::BearerToken));
+    assert!(has(Method::GET, "/api/v1/models", Access::SignedIn));
+    assert!(has(Method::DELETE, "/api/v1/models/{id}", Access::SignedIn));
+    assert!(has(Method::GET, "/-/user_settings/personal_access_tokens", Access::SignedIn));
+    assert!(has(Method::POST, "/api/create_personal_access_token", Access::SignedIn));
     // The exceptions, all of them: sign-in, probes, the icon, GitLab's moved addresses.
     let public: Vec<_> =
         routes.iter().filter(|r| r.access == Access::Public).map(|r| r.path.as_str()).collect();
@@ -98,7 +102,8 @@ async fn an_auditor_reads_every_page_but_every_change_is_refused(pool: PgPool) {
             let fine = [StatusCode::OK, StatusCode::NOT_FOUND, StatusCode::SEE_OTHER];
             assert!(fine.contains(&page), "GET {path}: {page}");
         }
-        if path == server::auth::SIGN_OUT_PATH {
+        // Signing out and their own tokens: changes of their own, which auditors may make.
+        if server::auth::SELF_SERVICE_PATHS.contains(&path.as_str()) {
             continue;
         }
         for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
@@ -108,6 +113,32 @@ async fn an_auditor_reads_every_page_but_every_change_is_refused(pool: PgPool) {
     }
     assert_eq!(count(&app, "self_hosted_models").await, models_before);
     assert_eq!(app.get("/admin").await.status(), StatusCode::OK, "still signed in");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_read_token_reads_every_api_route_but_every_change_is_refused(pool: PgPool) {
+    let app = spawn_signed_in(pool, Role::Admin).await;
+    let model = app.save_model(&bedrock_form("bedrock/anthropic.claude-3-haiku-20240307-v1:0")).await;
+    let token = app.create_token("reader", "read").await;
+    let audit_before = count(&app, "audit_events").await;
+    let api_routes: Vec<RouteInfo> =
+        guarded().into_iter().filter(|r| server::api::is_api_v1(&r.path)).collect();
+    assert!(api_routes.len() >= 12, "{api_routes:#?}");
+
+    for route in api_routes {
+        let path = route.path_with(model);
+        if route.method == Method::GET {
+            let status = app.api(Method::GET, &path, &token).send().await.unwrap().status();
+            assert!([StatusCode::OK, StatusCode::NOT_FOUND].contains(&status), "GET {path}: {status}");
+        }
+        for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+            let response =
+                app.api(method.clone(), &path, &token).json(&serde_json::json!({})).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
+        }
+    }
+    assert_eq!(count(&app, "self_hosted_models").await, 1, "nothing changed");
+    assert_eq!(count(&app, "audit_events").await, audit_before, "nothing was even attempted");
 }
 
 async fn count(app: &TestApp, table: &str) -> i64 {

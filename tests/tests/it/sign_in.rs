@@ -425,24 +425,6 @@ async fn a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(pool: PgP
     );
 }
 
-#[sqlx::test(migrations = "../migrations")]
-async fn the_browser_bundle_goes_out_gzipped_to_browsers_that_accept_it(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    let wasm = format!("/pkg/{}_bg.wasm", app::OUTPUT_NAME);
-    let on_disk = std::fs::metadata(site_root().join(&wasm[1..])).unwrap().len();
-
-    let gzipped = app.client.get(app.url(&wasm)).header("accept-encoding", "gzip, br").send().await.unwrap();
-    let plain = app.get(&wasm).await;
-
-    assert_eq!(gzipped.status(), StatusCode::OK);
-    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
-    assert_eq!(gzipped.headers()["content-type"], "application/wasm");
-    let compressed = gzipped.bytes().await.unwrap().len() as u64;
-    assert!(compressed < on_disk / 2, "{compressed} bytes gzipped of {on_disk}");
-    assert!(plain.headers().get("content-encoding").is_none());
-    assert_eq!(plain.bytes().await.unwrap().len() as u64, on_disk);
-}
-
 async fn sign_in_from(app: &TestApp, forwarded_for: &str, login: &str, password: &str) -> reqwest::Response {
     app.client
         .post(app.url("/users/sign_in"))

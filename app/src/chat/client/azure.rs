@@ -5,9 +5,74 @@
 
 use serde_json::Value;
 
-use super::openai::{Unsent, chat_body, error_message, read_reply};
-use super::{Exchange, ModelClients, ModelFailure, Reply};
+use super::openai::{Unsent, chat_body, error_message, fetch_list, list_entries, read_reply};
+use super::{DiscoveryFailure, Exchange, ModelClients, ModelFailure, Reply};
+use crate::models::domain::{DiscoveredModel, guess_family};
 use crate::models::secrets::ApiKey;
+
+pub const AZURE_PREFIX: &str = "azure/";
+
+/// The `api-version` of the deployments list: the data plane lists a resource's deployments
+/// only in this (long-stable) preview, which Azure's own SDKs use for it; later versions
+/// dropped the route.
+pub const DEPLOYMENTS_API_VERSION: &str = "2023-03-15-preview";
+
+/// Whether an endpoint is an Azure OpenAI resource's address (`https://NAME.openai.azure.com`,
+/// or the newer `NAME.cognitiveservices.azure.com`).
+pub fn is_azure_resource(endpoint: &str) -> bool {
+    url::Url::parse(endpoint).ok().and_then(|url| url.host_str().map(str::to_owned)).is_some_and(|host| {
+        host.ends_with(".openai.azure.com") || host.ends_with(".cognitiveservices.azure.com")
+    })
+}
+
+/// The resource's deployments (`GET {endpoint}/openai/deployments`), as `azure/DEPLOYMENT`
+/// identifiers: the deployment's name is what the identifier needs, the model behind it names
+/// the family.
+pub(super) async fn list_deployments(
+    clients: &ModelClients,
+    endpoint: &str,
+    api_key: Option<&ApiKey>,
+) -> Result<Vec<DiscoveredModel>, DiscoveryFailure> {
+    let resource = endpoint.trim_end_matches('/');
+    let mut url = url::Url::parse(&format!("{resource}/openai/deployments"))
+        .map_err(|_| DiscoveryFailure::at("endpoint", format!("The endpoint {endpoint} is not a URL.")))?;
+    url.query_pairs_mut().append_pair("api-version", DEPLOYMENTS_API_VERSION);
+    let mut request = clients.http.get(url);
+    if let Some(key) = api_key {
+        request = request.header("api-key", key.expose());
+    }
+    let sent_key = api_key.is_some();
+    let unreachable = |_: &reqwest::Error| {
+        ModelFailure::Provider(format!(
+            "Could not connect to the Azure OpenAI resource at {endpoint} (connection refused or host unreachable). Check the endpoint, for example https://NAME.openai.azure.com."
+        ))
+    };
+    let text = fetch_list(clients, request, unreachable, |status, body| {
+        let field = if matches!(status, 401 | 403) { "api_key" } else { "endpoint" };
+        DiscoveryFailure::at(field, describe_status(status, body, endpoint, "", sent_key).to_string())
+    })
+    .await?;
+    let entries = list_entries(&text, AZURE_PREFIX.len()).ok_or_else(|| {
+        DiscoveryFailure::at(
+            "endpoint",
+            format!("{resource}/openai/deployments did not answer with Azure's list of deployments. Check that the endpoint is the resource's address."),
+        )
+    })?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|(deployment, entry)| {
+            let model = entry["model"].as_str().unwrap_or_default().to_owned();
+            // Deployments of models that do not chat cannot serve a feature.
+            let chats = !["embedding", "whisper", "dall-e", "tts"].iter().any(|kind| model.contains(kind));
+            chats.then_some((deployment, model))
+        })
+        .map(|(deployment, model)| DiscoveredModel {
+            identifier: format!("{AZURE_PREFIX}{deployment}"),
+            family: guess_family(&model).or_else(|| guess_family(&deployment)).map(str::to_owned),
+            label: if model.is_empty() { deployment } else { format!("{deployment} ({model})") },
+        })
+        .collect())
+}
 
 pub(super) async fn stream(
     clients: &ModelClients,
@@ -85,6 +150,14 @@ fn describe_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_azure_resource_is_known_by_its_host() {
+        assert!(is_azure_resource("https://contoso.openai.azure.com"));
+        assert!(is_azure_resource("https://contoso.cognitiveservices.azure.com/"));
+        assert!(!is_azure_resource("https://openai.azure.com.attacker.example"));
+        assert!(!is_azure_resource("http://vllm:8000/v1"));
+    }
 
     #[test]
     fn each_azure_error_is_named_with_what_to_do() {

@@ -7,12 +7,16 @@ use aws_sdk_bedrockruntime::types::{
     SystemContentBlock,
 };
 
-use super::{Exchange, ModelClients, ModelFailure, Reply};
+use super::{DiscoveryFailure, Exchange, ModelClients, ModelFailure, Reply};
 use crate::chat::Speaker;
+use crate::models::domain::{
+    BEDROCK_PREFIX, BedrockRegion, DiscoveredModel, IDENTIFIER_MAX_CHARS, MODEL_PROVIDERS, guess_family,
+};
 
-/// The client of the standard AWS chain (environment, profile, SSO, instance role), with
-/// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` honoured.
-pub(super) async fn client_from_environment() -> aws_sdk_bedrockruntime::Client {
+/// The clients of the standard AWS chain (environment, profile, SSO, instance role): Bedrock's
+/// runtime (model calls, `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` honoured) and its control plane
+/// (the model catalog, `AWS_ENDPOINT_URL_BEDROCK` honoured), from one configuration.
+pub(super) async fn clients_from_environment() -> (aws_sdk_bedrockruntime::Client, aws_sdk_bedrock::Client) {
     // The region from the environment or the profile, else us-east-1; not from the instance
     // metadata service, which would delay every start on a machine that has none.
     let region = aws_config::meta::region::RegionProviderChain::first_try(
@@ -21,16 +25,127 @@ pub(super) async fn client_from_environment() -> aws_sdk_bedrockruntime::Client 
     .or_else(aws_config::profile::ProfileFileRegionProvider::new())
     .or_else("us-east-1");
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region).load().await;
-    aws_sdk_bedrockruntime::Client::new(&config)
+    (aws_sdk_bedrockruntime::Client::new(&config), aws_sdk_bedrock::Client::new(&config))
+}
+
+/// Pages of inference profiles read at most (100 each): Bedrock has a few dozen per region.
+const MAX_PROFILE_PAGES: usize = 10;
+
+/// The models Bedrock offers in the catalog client's region, as identifiers to save: first
+/// the active inference profiles (`bedrock/us.anthropic...`, what most models must be called
+/// through), then the active text models that can be called on demand by their own id, each
+/// with the family its provider suggests. Embedding and image models are left out.
+pub(super) async fn list_models(
+    catalog: &aws_sdk_bedrock::Client,
+) -> Result<Vec<DiscoveredModel>, DiscoveryFailure> {
+    use aws_sdk_bedrock::types::{
+        FoundationModelLifecycleStatus, InferenceProfileStatus, InferenceType, ModelModality,
+    };
+    let region = catalog.config().region().map(|region| region.to_string()).unwrap_or_default();
+    let failed = |detail: ModelFailure| DiscoveryFailure::at("bedrock_region", detail.to_string());
+    let mut offered = Vec::new();
+    let mut next_token = None;
+    for _ in 0..MAX_PROFILE_PAGES {
+        let page = catalog
+            .list_inference_profiles()
+            .max_results(100)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|error| failed(describe_catalog_error(&error, &region)))?;
+        for profile in page.inference_profile_summaries() {
+            if *profile.status() != InferenceProfileStatus::Active {
+                continue;
+            }
+            let id = profile.inference_profile_id();
+            offered.push(DiscoveredModel {
+                identifier: format!("{BEDROCK_PREFIX}{id}"),
+                label: format!("{} ({id})", profile.inference_profile_name()),
+                family: family_of(id),
+            });
+        }
+        next_token = page.next_token().map(str::to_owned);
+        if next_token.is_none() {
+            break;
+        }
+    }
+    let models = catalog
+        .list_foundation_models()
+        .by_output_modality(ModelModality::Text)
+        .send()
+        .await
+        .map_err(|error| failed(describe_catalog_error(&error, &region)))?;
+    for model in models.model_summaries() {
+        let callable_by_id = model.inference_types_supported().contains(&InferenceType::OnDemand)
+            && model.response_streaming_supported().unwrap_or(false)
+            && model.output_modalities().contains(&ModelModality::Text)
+            && model
+                .model_lifecycle()
+                .is_none_or(|lifecycle| *lifecycle.status() == FoundationModelLifecycleStatus::Active);
+        if !callable_by_id {
+            continue;
+        }
+        let id = model.model_id();
+        let name =
+            [model.provider_name(), model.model_name()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        offered.push(DiscoveredModel {
+            identifier: format!("{BEDROCK_PREFIX}{id}"),
+            label: format!("{name} ({id})"),
+            family: family_of(id),
+        });
+    }
+    offered.retain(|model| model.identifier.chars().count() <= IDENTIFIER_MAX_CHARS);
+    offered.truncate(super::openai::MAX_MODELS_OFFERED);
+    Ok(offered)
+}
+
+/// The family of a Bedrock id, from its provider (`anthropic` in `us.anthropic.claude...`),
+/// else from its name.
+fn family_of(id: &str) -> Option<String> {
+    let mut parts = id.split('.');
+    let provider = parts.find(|part| MODEL_PROVIDERS.contains(part));
+    let by_provider = match provider {
+        Some("anthropic") => Some("claude_3"),
+        Some("meta") => Some("llama3"),
+        _ => None,
+    };
+    // Mistral's provider covers Mistral, Mixtral and Codestral: the name tells them apart.
+    by_provider.or_else(|| guess_family(id)).map(str::to_owned)
+}
+
+/// A catalog call's failure, in the words of a model call's (credentials, access, region).
+fn describe_catalog_error<E, R>(error: &SdkError<E, R>, region: &str) -> ModelFailure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error {
+        SdkError::ServiceError(service) if service.err().code() == Some("AccessDeniedException") => {
+            ModelFailure::Provider(format!(
+                "Amazon Bedrock denied listing its models in {region}: {} These credentials need bedrock:ListFoundationModels and bedrock:ListInferenceProfiles; you can still type the model identifier.",
+                service.err().message().unwrap_or_default()
+            ))
+        }
+        SdkError::DispatchFailure(failure)
+            if !failure.is_timeout() && !mentions_credentials(&DisplayErrorContext(error).to_string()) =>
+        {
+            ModelFailure::Provider(format!(
+                "Could not reach Amazon Bedrock in {region} (connection refused or host unreachable). Check the model's region (or AWS_REGION), AWS_ENDPOINT_URL_BEDROCK if set, and this machine's network."
+            ))
+        }
+        _ => describe_error(error, "", region),
+    }
 }
 
 pub(super) async fn stream(
     clients: &ModelClients,
+    client: &aws_sdk_bedrockruntime::Client,
     model_id: &str,
     exchange: &Exchange,
     reply: &mut Reply,
 ) -> Result<(), ModelFailure> {
-    let mut request = clients.bedrock.converse_stream().model_id(model_id);
+    let region = client.config().region().map(|region| region.to_string()).unwrap_or_default();
+    let mut request = client.converse_stream().model_id(model_id);
     if let Some(system) = &exchange.system {
         request = request.system(SystemContentBlock::Text(system.clone()));
     }
@@ -55,7 +170,7 @@ pub(super) async fn stream(
     let output = tokio::time::timeout(clients.idle_limit, request.send())
         .await
         .map_err(|_| ModelFailure::NoAnswer)?
-        .map_err(|error| describe_error(&error, model_id))?;
+        .map_err(|error| describe_error(&error, model_id, &region))?;
     let mut stream = output.stream;
     loop {
         let next = tokio::time::timeout(clients.idle_limit, stream.recv())
@@ -78,7 +193,7 @@ pub(super) async fn stream(
             }
             Ok(Some(_)) => {}
             Ok(None) => return Ok(()),
-            Err(error) => return Err(describe_stream_error(&error)),
+            Err(error) => return Err(describe_stream_error(&error, &region)),
         }
     }
 }
@@ -88,7 +203,7 @@ fn mentions_credentials(detail: &str) -> bool {
 }
 
 /// An admin-readable sentence for each way a Bedrock call fails.
-fn describe_error<E, R>(error: &SdkError<E, R>, model_id: &str) -> ModelFailure
+fn describe_error<E, R>(error: &SdkError<E, R>, model_id: &str, region: &str) -> ModelFailure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -97,7 +212,7 @@ where
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
             let message = service.err().message().unwrap_or_default();
-            describe_code(code, message, model_id)
+            describe_code(code, message, model_id, region)
         }
         SdkError::TimeoutError(_) => ModelFailure::NoAnswer,
         SdkError::ResponseError(_) => ModelFailure::Malformed,
@@ -107,7 +222,9 @@ where
             } else if failure.is_timeout() {
                 ModelFailure::NoAnswer
             } else {
-                ModelFailure::Provider("Could not reach Amazon Bedrock (connection refused or host unreachable). Check AWS_REGION, AWS_ENDPOINT_URL_BEDROCK_RUNTIME if set, and this machine's network.".to_owned())
+                ModelFailure::Provider(format!(
+                    "Could not reach Amazon Bedrock in {region} (connection refused or host unreachable). Check the model's region (or AWS_REGION), AWS_ENDPOINT_URL_BEDROCK_RUNTIME if set, and this machine's network."
+                ))
             }
         }
         _ => {
@@ -121,24 +238,30 @@ where
     }
 }
 
-fn describe_code(code: &str, message: &str, model_id: &str) -> ModelFailure {
+fn describe_code(code: &str, message: &str, model_id: &str, region: &str) -> ModelFailure {
     let sentence = match code {
         "AccessDeniedException" => format!(
-            "Amazon Bedrock denied access: {message} Request access to this model in the Bedrock console for this region, and check the IAM permissions of these credentials."
+            "Amazon Bedrock denied access: {message} Request access to this model in the Bedrock console for {region}, and check the IAM permissions of these credentials."
         ),
         "ValidationException"
             if message.contains("model identifier is invalid") || message.contains("isn't supported") =>
         {
-            let hint = if model_id.starts_with("bedrock/") {
-                "The id still starts with \"bedrock/\": remove it from the Bedrock model id."
+            let suggestion = BedrockRegion::parse(region)
+                .ok()
+                .flatten()
+                .and_then(|region| region.suggest_identifier(&format!("{BEDROCK_PREFIX}{model_id}")));
+            let hint = if model_id.starts_with(BEDROCK_PREFIX) {
+                "The id still starts with \"bedrock/\": remove it from the Bedrock model id.".to_owned()
+            } else if let Some(suggestion) = suggestion {
+                format!("In {region}, call it through its cross-region inference profile: {suggestion}")
             } else {
-                "Cross-region inference profiles need their region prefix, for example us.anthropic.claude-3-5-sonnet-20240620-v1:0."
+                "Cross-region inference profiles need their region prefix, for example us.anthropic.claude-3-5-sonnet-20240620-v1:0.".to_owned()
             };
             format!("Amazon Bedrock does not accept the model id \"{model_id}\": {message} {hint}")
         }
         "ValidationException" => format!("Amazon Bedrock rejected the request: {message}"),
         "ResourceNotFoundException" => format!(
-            "Amazon Bedrock has no model \"{model_id}\" in this region: {message} Check the model identifier and AWS_REGION."
+            "Amazon Bedrock has no model \"{model_id}\" in {region}: {message} Check the model identifier and the model's region."
         ),
         "ThrottlingException" | "ModelNotReadyException" | "ServiceQuotaExceededException" => format!(
             "Amazon Bedrock is throttling requests or the model is not ready, even after retries: {message} Try again in a minute, or raise the quota."
@@ -156,7 +279,7 @@ fn describe_code(code: &str, message: &str, model_id: &str) -> ModelFailure {
     ModelFailure::Provider(sentence)
 }
 
-fn describe_stream_error<E, R>(error: &SdkError<E, R>) -> ModelFailure
+fn describe_stream_error<E, R>(error: &SdkError<E, R>, region: &str) -> ModelFailure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -166,11 +289,25 @@ where
         SdkError::ServiceError(service) => {
             let message = service.err().message().unwrap_or_default();
             match service.err().code() {
-                Some(code) => describe_code(code, message, ""),
+                Some(code) => describe_code(code, message, "", region),
                 None => ModelFailure::Provider(format!("The model's stream ended with an error: {message}")),
             }
         }
         SdkError::ResponseError(_) => ModelFailure::Malformed,
         _ => ModelFailure::Provider(format!("The model's stream failed: {}", DisplayErrorContext(error))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bedrock_ids_provider_names_its_family() {
+        assert_eq!(family_of("us.anthropic.claude-3-5-sonnet-20240620-v1:0").as_deref(), Some("claude_3"));
+        assert_eq!(family_of("meta.llama3-8b-instruct-v1:0").as_deref(), Some("llama3"));
+        assert_eq!(family_of("eu.mistral.mixtral-8x7b-instruct-v0:1").as_deref(), Some("mixtral"));
+        assert_eq!(family_of("mistral.mistral-large-2402-v1:0").as_deref(), Some("mistral"));
+        assert_eq!(family_of("amazon.nova-pro-v1:0"), None);
     }
 }

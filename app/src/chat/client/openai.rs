@@ -8,16 +8,21 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::{Exchange, ModelClients, ModelFailure, Reply};
+use super::{DiscoveryFailure, Exchange, ModelClients, ModelFailure, Reply};
 use crate::chat::{Figures, Speaker};
+use crate::models::domain::{CUSTOM_OPENAI_PREFIX, DiscoveredModel, IDENTIFIER_MAX_CHARS, guess_family};
 use crate::models::secrets::ApiKey;
 
 /// The most of an error body read to describe it.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+pub(super) const MAX_ERROR_BODY: usize = 64 * 1024;
 /// The most of a reply that ignores `"stream": true` (one JSON document).
-const MAX_WHOLE_REPLY: usize = 4 * 1024 * 1024;
+pub(super) const MAX_WHOLE_REPLY: usize = 4 * 1024 * 1024;
 /// The longest server-sent event line: one piece of a reply is a few bytes.
 const MAX_EVENT_LINE: usize = 1024 * 1024;
+/// The most of a model list read (`GET /models`): thousands of ids fit in it.
+const MAX_MODEL_LIST: usize = 4 * 1024 * 1024;
+/// The most models offered from one list: a longer one is cut, not refused.
+pub(super) const MAX_MODELS_OFFERED: usize = 500;
 
 pub(super) fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -48,6 +53,112 @@ pub(super) async fn stream(
             Unsent::Failed(failure) => failure,
             Unsent::Unreachable(error) => describe_http_error(&error, endpoint),
         })
+}
+
+/// `GET {endpoint}/models`, OpenAI's (and vLLM's) model list, with the key as a bearer token:
+/// the ids in `data[].id`, as `custom_openai/ID` identifiers. Read with the same limits as a
+/// reply (idle limit, size cap, no redirects); each failure names the field to fix.
+pub(super) async fn list_models(
+    clients: &ModelClients,
+    endpoint: &str,
+    api_key: Option<&ApiKey>,
+) -> Result<Vec<DiscoveredModel>, DiscoveryFailure> {
+    let url = format!("{}/models", endpoint.trim_end_matches('/'));
+    let mut request = clients.http.get(&url);
+    if let Some(key) = api_key {
+        request = request.bearer_auth(key.expose());
+    }
+    let sent_key = api_key.is_some();
+    let text = fetch_list(
+        clients,
+        request,
+        |error| describe_http_error(error, endpoint),
+        |status, body| {
+            let detail = serde_json::from_str::<Value>(body).ok().and_then(|body| error_message(&body));
+            let detail = detail.map(|message| format!(": {message}")).unwrap_or_default();
+            match status {
+                401 | 403 if sent_key => DiscoveryFailure::at(
+                    "api_key",
+                    format!(
+                        "The server returned code {status} for its model list{detail}. The API key was refused: check it."
+                    ),
+                ),
+                401 | 403 => DiscoveryFailure::at(
+                    "api_key",
+                    format!(
+                        "The server returned code {status} for its model list{detail}. It needs an API key: enter it, then load the models again."
+                    ),
+                ),
+                404 => DiscoveryFailure::at(
+                    "endpoint",
+                    format!(
+                        "The server returned code 404 for {url}{detail}. The endpoint usually ends in /v1 (for example http://vllm:8000/v1)."
+                    ),
+                ),
+                _ => DiscoveryFailure::at("endpoint", describe_status(status, body, endpoint, sent_key).to_string()),
+            }
+        },
+    )
+    .await?;
+    let entries = list_entries(&text, CUSTOM_OPENAI_PREFIX.len()).ok_or_else(|| {
+        DiscoveryFailure::at(
+            "endpoint",
+            format!("{url} did not answer with a model list (OpenAI's {{\"data\": [{{\"id\": ...}}]}}). Check that the endpoint serves the OpenAI-compatible API."),
+        )
+    })?;
+    Ok(entries
+        .into_iter()
+        .map(|(id, _)| DiscoveredModel {
+            identifier: format!("{CUSTOM_OPENAI_PREFIX}{id}"),
+            family: guess_family(&id).map(str::to_owned),
+            label: id,
+        })
+        .collect())
+}
+
+/// Sends a list request and reads its body, with the limits of a reply (idle limit, size cap;
+/// the client follows no redirects): an unreachable server is described by `unreachable`, an
+/// error status by `refused`, both at the endpoint unless `refused` says otherwise.
+pub(super) async fn fetch_list(
+    clients: &ModelClients,
+    request: reqwest::RequestBuilder,
+    unreachable: impl Fn(&reqwest::Error) -> ModelFailure,
+    refused: impl Fn(u16, &str) -> DiscoveryFailure,
+) -> Result<String, DiscoveryFailure> {
+    let at_endpoint = |failure: ModelFailure| DiscoveryFailure::at("endpoint", failure.to_string());
+    let response = tokio::time::timeout(clients.idle_limit, request.send())
+        .await
+        .map_err(|_| at_endpoint(ModelFailure::NoAnswer))?
+        .map_err(|error| {
+            at_endpoint(if error.is_timeout() { ModelFailure::NoAnswer } else { unreachable(&error) })
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = read_capped(response, MAX_ERROR_BODY, clients.idle_limit).await.unwrap_or_default();
+        return Err(refused(status.as_u16(), &text));
+    }
+    read_capped(response, MAX_MODEL_LIST, clients.idle_limit).await.map_err(at_endpoint)
+}
+
+/// The usable entries of an OpenAI-style list (`{"data": [{"id": ..}, ..]}`), with their ids:
+/// distinct, short enough to follow a provider prefix of `prefix_len` within the identifier's
+/// length, at most `MAX_MODELS_OFFERED`; `None` if the text is not such a list.
+pub(super) fn list_entries(text: &str, prefix_len: usize) -> Option<Vec<(String, Value)>> {
+    let list: Value = serde_json::from_str(text).ok()?;
+    let data = list["data"].as_array()?;
+    let limit = IDENTIFIER_MAX_CHARS - prefix_len;
+    let mut entries: Vec<(String, Value)> = Vec::new();
+    for entry in data {
+        let Some(id) = entry["id"].as_str().map(str::trim) else { continue };
+        let fits = !id.is_empty() && id.chars().count() <= limit && !id.chars().any(char::is_control);
+        if fits && !entries.iter().any(|(known, _)| known == id) {
+            entries.push((id.to_owned(), entry.clone()));
+        }
+        if entries.len() == MAX_MODELS_OFFERED {
+            break;
+        }
+    }
+    Some(entries)
 }
 
 /// The body of a chat completion: the conversation, streamed with its usage; `model` where the
@@ -130,35 +241,63 @@ pub(super) async fn read_reply(
         reply.figures.stop_reason = answer["choices"][0]["finish_reason"].as_str().map(str::to_owned);
         return Ok(());
     }
-    let mut body = response.bytes_stream();
-    let mut lines = SseLines::default();
-    loop {
-        let chunk = tokio::time::timeout(clients.idle_limit, body.next())
-            .await
-            .map_err(|_| ModelFailure::StreamStalled)?;
-        let Some(chunk) = chunk else {
+    let mut events = SseData::new(Box::pin(response.bytes_stream()), clients.idle_limit);
+    while let Some(data) = events.next().await? {
+        if data == "[DONE]" {
             return Ok(());
-        };
-        for data in lines.push(&chunk.map_err(|_| ModelFailure::StreamStalled)?)? {
-            if data == "[DONE]" {
-                return Ok(());
+        }
+        let event: Value = serde_json::from_str(&data).map_err(|_| ModelFailure::Malformed)?;
+        if let Some(message) = error_message(&event) {
+            return Err(ModelFailure::Provider(format!(
+                "The self-hosted model server reported an error: {message}"
+            ))
+            .into());
+        }
+        read_usage(&event, &mut reply.figures);
+        if let Some(choice) = event["choices"].get(0) {
+            if let Some(text) = choice["delta"]["content"].as_str() {
+                reply.forward(text.to_owned()).await?;
             }
-            let event: Value = serde_json::from_str(&data).map_err(|_| ModelFailure::Malformed)?;
-            if let Some(message) = error_message(&event) {
-                return Err(ModelFailure::Provider(format!(
-                    "The self-hosted model server reported an error: {message}"
-                ))
-                .into());
+            if let Some(reason) = choice["finish_reason"].as_str() {
+                reply.figures.stop_reason = Some(reason.to_owned());
             }
-            read_usage(&event, &mut reply.figures);
-            if let Some(choice) = event["choices"].get(0) {
-                if let Some(text) = choice["delta"]["content"].as_str() {
-                    reply.forward(text.to_owned()).await?;
-                }
-                if let Some(reason) = choice["finish_reason"].as_str() {
-                    reply.figures.stop_reason = Some(reason.to_owned());
-                }
+        }
+    }
+    Ok(())
+}
+
+/// The `data:` of each server-sent event of a streamed body, one at a time; `None` once the
+/// body ends. Each piece of the body must arrive within `idle` (the SDKs' timeouts do not
+/// cover a stream being read).
+pub(super) struct SseData<S> {
+    body: S,
+    lines: SseLines,
+    ready: std::collections::VecDeque<String>,
+    idle: Duration,
+}
+
+impl<S, B, E> SseData<S>
+where
+    S: futures::Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    pub(super) fn new(body: S, idle: Duration) -> Self {
+        SseData { body, lines: SseLines::default(), ready: Default::default(), idle }
+    }
+
+    pub(super) async fn next(&mut self) -> Result<Option<String>, ModelFailure> {
+        loop {
+            if let Some(data) = self.ready.pop_front() {
+                return Ok(Some(data));
             }
+            let chunk = tokio::time::timeout(self.idle, self.body.next())
+                .await
+                .map_err(|_| ModelFailure::StreamStalled)?;
+            let Some(chunk) = chunk else {
+                return Ok(None);
+            };
+            let chunk = chunk.map_err(|_| ModelFailure::StreamStalled)?;
+            self.ready.extend(self.lines.push(chunk.as_ref())?);
         }
     }
 }
@@ -167,14 +306,14 @@ pub(super) async fn read_reply(
 /// of each complete line. Each byte is scanned once (a long line arriving in many chunks is not
 /// rescanned from its start), and a line may not outgrow `MAX_EVENT_LINE`.
 #[derive(Default)]
-struct SseLines {
+pub(super) struct SseLines {
     pending: Vec<u8>,
     /// How much of `pending` is known to hold no newline.
     scanned: usize,
 }
 
 impl SseLines {
-    fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, ModelFailure> {
+    pub(super) fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, ModelFailure> {
         self.pending.extend_from_slice(chunk);
         let mut data = Vec::new();
         let mut start = 0;
@@ -198,7 +337,7 @@ impl SseLines {
 
 /// The body as text, or `TooLarge` past `limit` bytes (read no further), each piece within the
 /// idle limit.
-async fn read_capped(
+pub(super) async fn read_capped(
     response: reqwest::Response,
     limit: usize,
     idle: Duration,
@@ -296,6 +435,26 @@ mod tests {
             }
         }
         assert_eq!(outcome, Err(ModelFailure::TooLarge { limit_kib: MAX_EVENT_LINE / 1024 }));
+    }
+
+    #[test]
+    fn a_model_list_gives_its_distinct_ids_within_the_identifiers_length() {
+        let long = "m".repeat(300);
+        let text = json!({"object": "list", "data": [
+            {"id": "Mixtral-8x7B", "object": "model"}, {"id": "Mixtral-8x7B"}, {"id": long}, {"id": 7}, {"id": " "},
+            {"id": "mistralai/Mistral-7B"}
+        ]})
+        .to_string();
+        let model_ids = |text: &str| {
+            list_entries(text, CUSTOM_OPENAI_PREFIX.len())
+                .map(|entries| entries.into_iter().map(|(id, _)| id).collect::<Vec<_>>())
+        };
+        assert_eq!(model_ids(&text).unwrap(), ["Mixtral-8x7B", "mistralai/Mistral-7B"]);
+        assert_eq!(model_ids("{\"models\": []}"), None);
+        assert_eq!(model_ids("<html>"), None);
+        let many =
+            json!({"data": (0..900).map(|i| json!({"id": format!("m{i}")})).collect::<Vec<_>>()}).to_string();
+        assert_eq!(model_ids(&many).unwrap().len(), MAX_MODELS_OFFERED);
     }
 
     #[test]

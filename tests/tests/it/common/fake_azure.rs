@@ -41,6 +41,7 @@ impl FakeAzure {
         };
         let router = axum::Router::new()
             .route("/openai/deployments/{deployment}/chat/completions", axum::routing::post(chat_completions))
+            .route("/openai/deployments", axum::routing::get(deployments))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, router).await.expect("the fake serves") });
         fake
@@ -49,6 +50,36 @@ impl FakeAzure {
     pub fn requests(&self) -> Vec<Seen> {
         self.seen.lock().expect("not poisoned").clone()
     }
+}
+
+/// The deployments list of the data plane, as Azure answers it in the one API version that
+/// still has it: each deployment's name and the model behind it.
+async fn deployments(
+    State(fake): State<FakeAzure>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if headers.get("api-key").and_then(|v| v.to_str().ok()) != Some(fake.key.as_str()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "401",
+            "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
+        );
+    }
+    if query.get("api-version").map(String::as_str) != Some("2023-03-15-preview") {
+        return error(StatusCode::NOT_FOUND, "404", "Resource not found");
+    }
+    let deployment = |id: &str, model: &str| {
+        json!({"id": id, "model": model, "object": "deployment", "owner": "organization-owner",
+               "status": "succeeded", "created_at": 1715000000, "updated_at": 1715000000,
+               "scale_settings": {"scale_type": "standard"}})
+    };
+    axum::Json(json!({"object": "list", "data": [
+        deployment("gpt4o-prod", "gpt-4o"),
+        deployment("embeddings", "text-embedding-ada-002"),
+        deployment("mini", "gpt-4o-mini"),
+    ]}))
+    .into_response()
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {

@@ -25,6 +25,9 @@ pub struct FakeBedrock {
     pub requests: Arc<AtomicUsize>,
     /// The last request body, as received.
     pub last_body: Arc<std::sync::Mutex<Option<Value>>>,
+    /// The region of each request's SigV4 credential scope, in order: the region it was
+    /// signed for (the signature is checked against it).
+    pub signed_regions: Arc<std::sync::Mutex<Vec<String>>>,
     /// When the last byte of the latest reply's first text delta was handed to the network.
     pub first_delta_sent: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
@@ -36,10 +39,13 @@ impl FakeBedrock {
             url: format!("http://{}", listener.local_addr().expect("an address")),
             requests: Arc::default(),
             last_body: Arc::default(),
+            signed_regions: Arc::default(),
             first_delta_sent: Arc::default(),
         };
         let router = axum::Router::new()
             .route("/model/{model_id}/converse-stream", axum::routing::post(converse_stream))
+            .route("/inference-profiles", axum::routing::get(list_inference_profiles))
+            .route("/foundation-models", axum::routing::get(list_foundation_models))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, router).await.expect("the fake serves") });
         fake
@@ -47,6 +53,10 @@ impl FakeBedrock {
 
     pub fn request_count(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn signed_regions(&self) -> Vec<String> {
+        self.signed_regions.lock().expect("not poisoned").clone()
     }
 }
 
@@ -58,7 +68,11 @@ async fn converse_stream(
     body: Bytes,
 ) -> Response {
     fake.requests.fetch_add(1, Ordering::SeqCst);
-    if let Err(reason) = check_signature(&uri, &headers, &body) {
+    let signed = check_signature("POST", &uri, &headers, &body);
+    if let Ok(region) = &signed {
+        fake.signed_regions.lock().expect("not poisoned").push(region.clone());
+    }
+    if let Err(reason) = signed {
         return error(
             StatusCode::FORBIDDEN,
             "InvalidSignatureException",
@@ -156,8 +170,173 @@ async fn converse_stream(
                 .body(Body::from_stream(chunks))
                 .expect("a response")
         }
+        s if s.contains("latency-") => {
+            // The usual reply after a set think time: "latency-250ms" answers in about 250 ms.
+            let ms = s
+                .split("latency-")
+                .nth(1)
+                .and_then(|rest| rest.strip_suffix("ms"))
+                .and_then(|n| n.parse().ok());
+            tokio::time::sleep(Duration::from_millis(ms.unwrap_or(0))).await;
+            stream_response(split(&reply_frames()), false)
+        }
         _ => stream_response(split(&reply_frames()), false),
     }
+}
+
+/// The region whose catalog refuses these credentials (AccessDeniedException).
+pub const CATALOG_DENIED_REGION: &str = "us-west-1";
+
+/// A catalog call (Bedrock's control plane, REST JSON): the signature checked as for model
+/// calls; the region it was signed for, else the error to answer.
+fn catalog_request(fake: &FakeBedrock, uri: &Uri, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    fake.requests.fetch_add(1, Ordering::SeqCst);
+    let region = check_signature("GET", uri, headers, b"").map_err(|reason| {
+        Box::new(error(
+            StatusCode::FORBIDDEN,
+            "InvalidSignatureException",
+            &format!(
+                "The request signature we calculated does not match the signature you provided. ({reason})"
+            ),
+        ))
+    })?;
+    fake.signed_regions.lock().expect("not poisoned").push(region.clone());
+    if region == CATALOG_DENIED_REGION {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "User: arn:aws:iam::123456789012:user/console is not authorized to perform: bedrock:ListInferenceProfiles",
+        )));
+    }
+    Ok(region)
+}
+
+/// The geography prefix of a region's inference profiles, as Bedrock names them.
+fn geography(region: &str) -> &'static str {
+    match region.split('-').next() {
+        Some("eu") => "eu",
+        Some("ap") => "apac",
+        _ => "us",
+    }
+}
+
+/// ListInferenceProfiles: the region's system-defined profiles, two per page (so a client must
+/// follow `nextToken`), one of them not active.
+async fn list_inference_profiles(
+    State(fake): State<FakeBedrock>,
+    uri: Uri,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let region = match catalog_request(&fake, &uri, &headers) {
+        Ok(region) => region,
+        Err(response) => return *response,
+    };
+    let geo = geography(&region);
+    let profiles = [
+        ("anthropic.claude-3-5-sonnet-20240620-v1:0", "Anthropic Claude 3.5 Sonnet", "ACTIVE"),
+        ("meta.llama3-2-90b-instruct-v1:0", "Meta Llama 3.2 90B Instruct", "ACTIVE"),
+        ("mistral.pixtral-large-2502-v1:0", "Mistral Pixtral Large", "ACTIVE"),
+        ("anthropic.claude-v2:1", "Anthropic Claude 2.1", "INACTIVE"),
+    ];
+    let start: usize = query
+        .get("nextToken")
+        .and_then(|token| token.strip_prefix("page-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = profiles
+        .iter()
+        .skip(start)
+        .take(2)
+        .map(|(model, name, status)| {
+            let id = format!("{geo}.{model}");
+            json!({
+                "inferenceProfileName": format!("{} {name}", geo.to_uppercase()),
+                "description": format!("Routes requests to {name} in {geo} regions."),
+                "createdAt": "2024-08-20T00:00:00Z",
+                "updatedAt": "2024-08-20T00:00:00Z",
+                "inferenceProfileArn": format!("arn:aws:bedrock:{region}:123456789012:inference-profile/{id}"),
+                "models": [{"modelArn": format!("arn:aws:bedrock:{region}::foundation-model/{model}")}],
+                "inferenceProfileId": id,
+                "status": status,
+                "type": "SYSTEM_DEFINED",
+            })
+        })
+        .collect();
+    let mut body = json!({ "inferenceProfileSummaries": page });
+    if start + 2 < profiles.len() {
+        body["nextToken"] = json!(format!("page-{}", start + 2));
+    }
+    axum::Json(body).into_response()
+}
+
+/// ListFoundationModels: text models callable on demand, one only through a profile, a
+/// legacy one and an embedding model (which a chat cannot use), filtered by output modality.
+async fn list_foundation_models(
+    State(fake): State<FakeBedrock>,
+    uri: Uri,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let region = match catalog_request(&fake, &uri, &headers) {
+        Ok(region) => region,
+        Err(response) => return *response,
+    };
+    let models = [
+        (
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "Anthropic",
+            "Claude 3 Haiku",
+            "TEXT",
+            "ON_DEMAND",
+            "ACTIVE",
+        ),
+        (
+            "mistral.mistral-large-2402-v1:0",
+            "Mistral AI",
+            "Mistral Large (24.02)",
+            "TEXT",
+            "ON_DEMAND",
+            "ACTIVE",
+        ),
+        (
+            "anthropic.claude-3-5-sonnet-20241022-v2:0",
+            "Anthropic",
+            "Claude 3.5 Sonnet v2",
+            "TEXT",
+            "INFERENCE_PROFILE",
+            "ACTIVE",
+        ),
+        ("anthropic.claude-instant-v1", "Anthropic", "Claude Instant", "TEXT", "ON_DEMAND", "LEGACY"),
+        (
+            "amazon.titan-embed-text-v2:0",
+            "Amazon",
+            "Titan Text Embeddings V2",
+            "EMBEDDING",
+            "ON_DEMAND",
+            "ACTIVE",
+        ),
+    ];
+    let wanted = query.get("byOutputModality").map(String::as_str);
+    let summaries: Vec<Value> = models
+        .iter()
+        .filter(|(_, _, _, output, _, _)| wanted.is_none_or(|wanted| wanted == *output))
+        .map(|(id, provider, name, output, inference, status)| {
+            json!({
+                "modelArn": format!("arn:aws:bedrock:{region}::foundation-model/{id}"),
+                "modelId": id,
+                "modelName": name,
+                "providerName": provider,
+                "inputModalities": ["TEXT"],
+                "outputModalities": [output],
+                "responseStreamingSupported": *output == "TEXT",
+                "customizationsSupported": [],
+                "inferenceTypesSupported": [inference],
+                "modelLifecycle": {"status": status},
+            })
+        })
+        .collect();
+    axum::Json(json!({ "modelSummaries": summaries })).into_response()
 }
 
 pub const SLOW_REPLY_GAP: Duration = Duration::from_millis(200);
@@ -243,8 +422,9 @@ fn stream_response(chunks: Vec<Bytes>, then_stall: bool) -> Response {
 
 use futures::StreamExt;
 
-/// Recomputes the request's SigV4 signature with the tests' credentials and compares.
-fn check_signature(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+/// Recomputes the request's SigV4 signature with the tests' credentials and compares; the
+/// region it was signed for when it matches.
+pub fn check_signature(method: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_sigv4::sign::v4;
 
@@ -293,8 +473,8 @@ fn check_signature(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), St
         .build()
         .map_err(|e| e.to_string())?
         .into();
-    let request = SignableRequest::new("POST", url, values.into_iter(), SignableBody::Bytes(body))
+    let request = SignableRequest::new(method, url, values.into_iter(), SignableBody::Bytes(body))
         .map_err(|e| e.to_string())?;
     let expected = sign(request, &params).map_err(|e| e.to_string())?.into_parts().1;
-    if expected == signature { Ok(()) } else { Err("signature mismatch".to_owned()) }
+    if expected == signature { Ok(region.to_owned()) } else { Err("signature mismatch".to_owned()) }
 }

@@ -11,6 +11,7 @@ pub mod alone;
 pub mod fake_azure;
 pub mod fake_bedrock;
 pub mod fake_openai;
+pub mod fake_vertex;
 pub mod logs;
 
 use app::chat::api::ConnectionTest;
@@ -36,6 +37,9 @@ pub struct TestApp {
     pub shutdown: Arc<tokio::sync::Notify>,
     /// The server; ends when a shutdown has finished.
     pub served: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The server's model clients: its Bedrock clients per region, and how many model calls
+    /// are running (`calls_in_flight`).
+    pub model_clients: Arc<app::chat::client::ModelClients>,
 }
 
 pub fn settings() -> RouterSettings {
@@ -52,6 +56,7 @@ pub fn settings() -> RouterSettings {
         trust_forwarded_for: false,
         limits: server::Limits::default(),
         metrics_token: Some(METRICS_TOKEN.to_owned()),
+        api_rate_limit_per_minute: 600,
     }
 }
 
@@ -86,8 +91,11 @@ pub struct AppBuilder {
     pool: PgPool,
     settings: RouterSettings,
     bedrock: aws_sdk_bedrockruntime::Client,
+    bedrock_catalog: aws_sdk_bedrock::Client,
     azure_api_version: Option<String>,
+    vertex: app::chat::client::VertexAccess,
     grace: std::time::Duration,
+    bundle_delay: Option<std::time::Duration>,
 }
 
 impl TestApp {
@@ -97,8 +105,12 @@ impl TestApp {
             settings: settings(),
             // Nothing listens on port 9 (discard): a Bedrock call fails fast unless a test brings a fake.
             bedrock: bedrock_client("http://127.0.0.1:9", true),
+            bedrock_catalog: bedrock_catalog_client("http://127.0.0.1:9"),
             azure_api_version: None,
+            // No Google credentials: a Vertex AI call fails at once unless a test brings a fake.
+            vertex: app::chat::client::VertexAccess::unconfigured(),
             grace: std::time::Duration::from_secs(5),
+            bundle_delay: None,
         }
     }
 }
@@ -116,9 +128,23 @@ impl AppBuilder {
         self
     }
 
+    /// The Bedrock catalog client "Load models" asks, e.g. `bedrock_catalog_client(&fake.url)`.
+    pub fn bedrock_catalog(mut self, client: aws_sdk_bedrock::Client) -> Self {
+        self.bedrock_catalog = client;
+        self
+    }
+
     /// The `api-version` of Azure OpenAI calls, as `AZURE_OPENAI_API_VERSION` sets it.
     pub fn azure_api_version(mut self, version: &str) -> Self {
         self.azure_api_version = Some(version.to_owned());
+        self
+    }
+
+    /// How Vertex AI is reached, e.g. `fake.access(service_account_key())`: the credentials
+    /// file and base URL that `GOOGLE_APPLICATION_CREDENTIALS` and `VERTEX_AI_ENDPOINT_URL`
+    /// name in production (tests share one process, so not through the environment).
+    pub fn vertex(mut self, access: app::chat::client::VertexAccess) -> Self {
+        self.vertex = access;
         self
     }
 
@@ -128,9 +154,18 @@ impl AppBuilder {
         self
     }
 
+    /// Holds back the browser bundle's wasm by `delay`, as a slow link does: the page is on
+    /// screen, and clickable, well before it is hydrated.
+    pub fn slow_bundle(mut self, delay: std::time::Duration) -> Self {
+        self.bundle_delay = Some(delay);
+        self
+    }
+
     pub async fn spawn(self) -> TestApp {
         let catalog = app::catalog::Catalog::load().expect("the catalog loads");
-        let mut clients = model_clients(self.bedrock);
+        let mut clients =
+            app::chat::client::ModelClients::new(self.bedrock, self.bedrock_catalog, TEST_IDLE_LIMIT)
+                .with_vertex(self.vertex);
         if let Some(version) = self.azure_api_version {
             clients = clients.with_azure_api_version(version);
         }
@@ -142,7 +177,26 @@ impl AppBuilder {
             master_keys: Arc::new(test_master_keys()),
             model_clients: clients.clone(),
         };
-        let router = server::router(services, &self.settings);
+        let mut router = server::router(services, &self.settings);
+        if let Some(delay) = self.bundle_delay {
+            router = router.layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                    let wasm = request.uri().path().ends_with(".wasm");
+                    if wasm {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let mut response = next.run(request).await;
+                    // Each page load asks again (and waits again), as with a cold cache.
+                    if wasm {
+                        response.headers_mut().insert(
+                            axum::http::header::CACHE_CONTROL,
+                            axum::http::HeaderValue::from_static("no-cache"),
+                        );
+                    }
+                    response
+                },
+            ));
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let address = format!("http://{}", listener.local_addr().expect("a bound address"));
         let shutdown = Arc::new(tokio::sync::Notify::new());
@@ -150,11 +204,11 @@ impl AppBuilder {
         let served = tokio::spawn(server::serve(
             listener,
             router,
-            clients,
+            clients.clone(),
             async move { stop.notified().await },
             self.grace,
         ));
-        TestApp { address, pool: self.pool, client: new_client(), shutdown, served }
+        TestApp { address, pool: self.pool, client: new_client(), shutdown, served, model_clients: clients }
     }
 
     /// As `spawn`, then adds the user of `role` (see `username`) and signs in as them.
@@ -197,8 +251,27 @@ pub fn bedrock_client_signing_with(endpoint: &str, secret: Option<&str>) -> aws_
     aws_sdk_bedrockruntime::Client::from_conf(config.build())
 }
 
+/// The real Bedrock control-plane client (the model catalog), aimed at `endpoint` with the
+/// tests' credentials, in us-east-1 as `bedrock_client`.
+pub fn bedrock_catalog_client(endpoint: &str) -> aws_sdk_bedrock::Client {
+    use aws_sdk_bedrock::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
+    let config = aws_sdk_bedrock::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .retry_config(RetryConfig::disabled())
+        .credentials_provider(Credentials::new(TEST_ACCESS_KEY, TEST_SECRET_KEY, None, None, "test"))
+        .build();
+    aws_sdk_bedrock::Client::from_conf(config)
+}
+
+/// Model clients calling Bedrock through `bedrock`, with no reachable Bedrock catalog.
 pub fn model_clients(bedrock: aws_sdk_bedrockruntime::Client) -> app::chat::client::ModelClients {
-    app::chat::client::ModelClients::new(bedrock, TEST_IDLE_LIMIT)
+    app::chat::client::ModelClients::new(
+        bedrock,
+        bedrock_catalog_client("http://127.0.0.1:9"),
+        TEST_IDLE_LIMIT,
+    )
 }
 
 /// The tests' fixed master key, so a test can open what the server sealed.
@@ -274,8 +347,19 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
 /// flattened into it), as the plain HTML form names them: a renamed field fails here. Blank
 /// fields are left out, as a browser leaves out the fields a platform hides.
 pub fn posted(form: app::models::domain::ModelForm) -> Vec<(&'static str, String)> {
-    const FIELDS: [&str; 8] =
-        ["id", "name", "platform", "model_family", "endpoint", "identifier", "api_key_action", "api_key"];
+    const FIELDS: [&str; 11] = [
+        "id",
+        "name",
+        "platform",
+        "model_family",
+        "endpoint",
+        "identifier",
+        "bedrock_region",
+        "vertex_project",
+        "vertex_location",
+        "api_key_action",
+        "api_key",
+    ];
     let save = app::models::api::SaveModel { id: None, form };
     let encoded = serde_urlencoded::to_string(&save).expect("the form serialises");
     serde_urlencoded::from_str::<Vec<(String, String)>>(&encoded)
@@ -292,12 +376,43 @@ pub fn posted(form: app::models::domain::ModelForm) -> Vec<(&'static str, String
         .collect()
 }
 
+/// A Bedrock model named `name` in `region` (blank: the console's).
+pub fn bedrock_form_in(name: &str, identifier: &str, region: &str) -> Vec<(&'static str, String)> {
+    posted(app::models::domain::ModelForm {
+        name: name.into(),
+        platform: "bedrock".into(),
+        model_family: "claude_3".into(),
+        identifier: identifier.into(),
+        bedrock_region: region.into(),
+        ..Default::default()
+    })
+}
+
 pub fn bedrock_form(identifier: &str) -> Vec<(&'static str, String)> {
     posted(app::models::domain::ModelForm {
         name: "Claude".into(),
         platform: "bedrock".into(),
         model_family: "claude_3".into(),
         identifier: identifier.into(),
+        ..Default::default()
+    })
+}
+
+/// A Vertex AI model named `name`: `identifier` in `project`, at `location`.
+pub fn vertex_form(
+    name: &str,
+    family: &str,
+    identifier: &str,
+    project: &str,
+    location: &str,
+) -> Vec<(&'static str, String)> {
+    posted(app::models::domain::ModelForm {
+        name: name.into(),
+        platform: "vertex_ai".into(),
+        model_family: family.into(),
+        identifier: identifier.into(),
+        vertex_project: project.into(),
+        vertex_location: location.into(),
         ..Default::default()
     })
 }
@@ -414,4 +529,66 @@ pub fn memory_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|line| line.starts_with(field)).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+impl TestApp {
+    /// Creates a personal access token for the signed-in user through the page's server
+    /// function, and answers with what came back.
+    pub async fn create_token_as_posted(
+        &self,
+        name: &str,
+        scope: &str,
+        expires_at: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/create_personal_access_token"))
+            .form(&[("name", name), ("scope", scope), ("expires_at", expires_at)])
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// A new token of the signed-in user, with the default expiry.
+    pub async fn create_token(&self, name: &str, scope: &str) -> String {
+        let response = self.create_token_as_posted(name, scope, "").await;
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+        let created: serde_json::Value = response.json().await.unwrap();
+        created["token"].as_str().expect("the token, once").to_owned()
+    }
+
+    /// A request to the JSON API with a bearer token and no cookies.
+    pub fn api(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().request(method, self.url(path)).bearer_auth(token)
+    }
+}
+
+/// Gives `feature` the model `model`, straight in the table: the arrangement of tests about
+/// what follows from an assignment, not about assigning.
+pub async fn assign(pool: &PgPool, feature: &str, model: i64) {
+    sqlx::query(
+        "INSERT INTO feature_settings (feature, provider, self_hosted_model_id) VALUES ($1, 'self_hosted', $2)
+         ON CONFLICT (feature) DO UPDATE SET provider = 'self_hosted', self_hosted_model_id = $2",
+    )
+    .bind(feature)
+    .bind(model)
+    .execute(pool)
+    .await
+    .expect("the feature is assigned");
+}
+
+/// For the benchmarks, which run outside `#[sqlx::test]`: a migrated database `name` of its own
+/// on the server `DATABASE_URL` names (dropped first if an earlier run left it), and a
+/// connection to that server to drop it with afterwards.
+pub async fn scratch_database(name: &str) -> (sqlx::PgConnection, PgPool) {
+    use sqlx::{Connection, Executor};
+    let url = std::env::var("DATABASE_URL").expect("set DATABASE_URL to a PostgreSQL server");
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("PostgreSQL answers");
+    admin.execute(format!("DROP DATABASE IF EXISTS {name}").as_str()).await.expect("dropped");
+    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("created");
+    // Through the parsed options, not by editing the URL: the private cluster's URL names its
+    // socket folder in the query (`postgres:///postgres?host=/tmp/...`), after the last `/`.
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a database URL");
+    let pool = PgPool::connect_with(options.database(name)).await.expect("the scratch database answers");
+    server::database::MIGRATOR.run(&pool).await.expect("migrated");
+    (admin, pool)
 }

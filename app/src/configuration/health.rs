@@ -1,0 +1,143 @@
+//! The Configuration page's health block: "Features ready: 9 of 10" with the features that are
+//! not, the AI Gateway's reachability (the last check, stored, and a button to check again), and
+//! the schedule of the scheduled checks. Every figure is read from what the console stored, the
+//! same answer the features tab, the overview and `/metrics` give.
+
+use leptos::prelude::*;
+
+use super::api::{HealthCheck, RunHealthCheck, load_gateway_reachability};
+use crate::checks::{SaveSchedule, Schedule, load_schedule};
+use crate::error::AppError;
+use crate::features::api::{Readiness, load_readiness};
+use crate::form_field::FormField;
+use crate::models::domain::status_time;
+
+#[component]
+pub fn HealthBlock() -> impl IntoView {
+    let check = ServerAction::<RunHealthCheck>::new();
+    let save_schedule = ServerAction::<SaveSchedule>::new();
+    let readiness = Resource::new(|| (), |_| load_readiness());
+    let gateway = Resource::new(move || check.version().get(), |_| load_gateway_reachability());
+    let schedule = Resource::new(move || save_schedule.version().get(), |_| load_schedule());
+    view! {
+        <section class="settings-section health" aria-labelledby="health-heading">
+            <h2 id="health-heading">"Health"</h2>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match readiness.await {
+                        Ok(readiness) => view! { <FeaturesReady readiness/> }.into_any(),
+                        Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
+                    }
+                })}
+            </Suspense>
+            <h3>"AI Gateway reachability"</h3>
+            <p class="form-text">"Whether the Local AI Gateway URL answers GitLab's health check (GET /monitoring/healthz). The models are checked on their own: by the scheduled checks below, Test all, and every test or chat."</p>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match gateway.await {
+                        Ok(Some(last)) => view! { <GatewayCheck last/> }.into_any(),
+                        Ok(None) => view! { <p class="gateway-check">"Not checked yet."</p> }.into_any(),
+                        Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
+                    }
+                })}
+            </Suspense>
+            <ActionForm action=check attr:class="inline-form">
+                <button type="submit" class="btn" disabled=move || check.pending().get()>"Check AI Gateway reachability"</button>
+            </ActionForm>
+            {move || check.pending().get().then(|| view! { <p class="loading" role="status">"Checking the AI Gateway…"</p> })}
+            {move || match check.value().get() {
+                Some(Err(error)) => Some(view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }),
+                _ => None,
+            }}
+            <h3>"Scheduled checks"</h3>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match schedule.await {
+                        Ok(schedule) => view! { <ScheduleForm schedule save=save_schedule/> }.into_any(),
+                        Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn FeaturesReady(readiness: Readiness) -> impl IntoView {
+    let all_ready = readiness.ready == readiness.total;
+    view! {
+        <div class="readiness">
+            <p>
+                <strong class=if all_ready { "status status-ready" } else { "status status-failing" }>{readiness.summary()}</strong>
+                " "
+                <a href="/admin/gitlab_duo/self_hosted/features">"View AI-native features"</a>
+            </p>
+            {(!readiness.not_ready.is_empty()).then(|| view! {
+                <ul aria-label="Features not ready">
+                    {readiness.not_ready.into_iter().map(|(title, status)| view! {
+                        <li>
+                            {title}": "<span class=status.class()>{status.text()}</span>
+                            {status.detail().map(|detail| view! { <span class="form-text">" "{detail}</span> })}
+                        </li>
+                    }).collect_view()}
+                </ul>
+            })}
+        </div>
+    }
+}
+
+#[component]
+fn GatewayCheck(last: HealthCheck) -> impl IntoView {
+    view! {
+        <p class="gateway-check">
+            <span class=if last.healthy { "status status-ready" } else { "status status-failing" }>
+                {if last.healthy { "Reachable" } else { "Not reachable" }}
+            </span>
+            " "{last.message}" "
+            <span class="form-text">{format!("Checked {}.", status_time(last.checked_at))}</span>
+        </p>
+    }
+}
+
+#[component]
+fn ScheduleForm(schedule: Schedule, save: ServerAction<SaveSchedule>) -> impl IntoView {
+    let error = Signal::derive(move || match save.value().get() {
+        Some(Err(AppError::Validation(errors))) => errors.get("interval_minutes").cloned(),
+        _ => None,
+    });
+    let rounds = match (schedule.last_round_at, schedule.next_due) {
+        (_, None) => "Off: no model is checked unless someone tests it.".to_owned(),
+        (None, Some(next)) => format!("Next round {}.", status_time(next)),
+        (Some(last), Some(next)) => format!("Last round {}; next {}.", status_time(last), status_time(next)),
+    };
+    view! {
+        <ActionForm action=save attr:class="schedule-form">
+            <FormField
+                id="check-interval"
+                label="Check every"
+                error
+                help="Each model a feature uses is asked GitLab's probe (\"Just say hello.\") this often, and the AI Gateway's reachability is checked; the outcomes join each model's history. 0 turns the checks off."
+            >
+                <div class="input-with-unit">
+                    <input
+                        id="check-interval"
+                        name="interval_minutes"
+                        type="number"
+                        min="0"
+                        max=crate::checks::MAX_INTERVAL_MINUTES
+                        class="form-control"
+                        value=schedule.interval_minutes
+                    />
+                    <span>"minutes"</span>
+                </div>
+            </FormField>
+            <p class="form-text">{rounds}</p>
+            <button type="submit" class="btn" disabled=move || save.pending().get()>"Save schedule"</button>
+            {move || match save.value().get() {
+                Some(Ok(message)) => Some(view! { <div class="alert alert-success" role="status">{message}</div> }.into_any()),
+                Some(Err(AppError::Validation(_))) | None => None,
+                Some(Err(error)) => Some(view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any()),
+            }}
+        </ActionForm>
+    }
+}
