@@ -38,7 +38,12 @@ if [[ -z "${DATABASE_URL:-}" ]]; then
 fi
 
 log=$(mktemp)
-cargo test "${packages[@]}" --lib --bins --tests --no-fail-fast "$@" 2>&1 | tee "$log"
-# One closing line for the whole run, summed over every test binary.
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+status=0
+cargo test "${packages[@]}" --lib --bins --tests --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run, summed over every test binary, after the failures' names,
+# where a log cut to its tail still shows them.
+awk '/^test result:/ { passed += $4; failed += $6 }
+     / \.\.\. FAILED$/ { names = names "  failed: " $2 "\n" }
+     END { printf "%s%d passed, %d failed\n", names, passed, failed }' "$log"
 rm -f "$log"
+exit "$status"

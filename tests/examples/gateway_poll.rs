@@ -11,7 +11,6 @@ mod common;
 use std::time::Instant;
 
 use reqwest::{Method, StatusCode};
-use sqlx::Executor;
 
 const REQUESTS: usize = 4000;
 const CONCURRENT: usize = 16;
@@ -75,5 +74,5 @@ async fn main() {
     }
 
     pool.close().await;
-    admin.execute("DROP DATABASE duo_admin_gateway_bench WITH (FORCE)").await.unwrap();
+    common::drop_scratch_database(&mut admin, "duo_admin_gateway_bench").await;
 }

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use app::chat::{ChatEvent, ChatMessage, LineBuffer, Speaker};
 use common::fake_bedrock::FakeBedrock;
 use futures::StreamExt;
-use sqlx::Executor;
 
 const ROUNDS: usize = 200;
 const CONCURRENT: usize = 200;
@@ -101,5 +100,5 @@ async fn main() {
     }
 
     pool.close().await;
-    admin.execute("DROP DATABASE duo_admin_bench WITH (FORCE)").await.unwrap();
+    common::drop_scratch_database(&mut admin, "duo_admin_bench").await;
 }

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use app::chat::api::TEST_ALL_FAN_OUT;
 use app::chat::{LineBuffer, TestAllEvent};
 use common::fake_bedrock::FakeBedrock;
-use sqlx::Executor;
 
 const MODELS: usize = 100;
 const RUNS: usize = 3;
@@ -77,7 +76,7 @@ async fn main() {
     }
     drop(app);
     pool.close().await;
-    admin.execute("DROP DATABASE IF EXISTS duo_admin_test_all_bench WITH (FORCE)").await.unwrap();
+    common::drop_scratch_database(&mut admin, "duo_admin_test_all_bench").await;
 }
 
 fn ms(duration: Duration) -> f64 {

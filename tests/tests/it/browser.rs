@@ -97,12 +97,18 @@ impl Browser {
     }
 }
 
+/// How long a page may take to show what a test waits for. Generous: on a busy 2-core machine
+/// (a fresh database cluster, every test running beside the browser) a sign-in and its page
+/// took over 10 s. A wait ends as soon as the element is there, so this costs a passing test
+/// nothing; only a failure is reported later.
+const APPEARS_WITHIN: Duration = Duration::from_secs(30);
+
 impl Page {
     /// Waits for an element and returns it.
     pub(crate) async fn find(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
         self.client
             .wait()
-            .at_most(Duration::from_secs(10))
+            .at_most(APPEARS_WITHIN)
             .for_element(locator)
             .await
             .unwrap_or_else(|error| panic!("{locator:?} did not appear: {error}"))

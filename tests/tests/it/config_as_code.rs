@@ -199,8 +199,7 @@ async fn an_export_imported_into_an_empty_instance_exports_the_same_file(pool: P
     assert_eq!(count(&empty, "SELECT count(*) FROM audit_events").await, 10);
 
     empty.close().await;
-    use sqlx::Executor;
-    server.execute("DROP DATABASE config_round_trip_b").await.unwrap();
+    drop_scratch_database(&mut server, "config_round_trip_b").await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -335,8 +334,7 @@ async fn two_replicas_importing_at_once_apply_the_file_once(pool: PgPool) {
     );
     other.close().await;
     target.close().await;
-    use sqlx::Executor;
-    server.execute("DROP DATABASE config_two_replicas").await.unwrap();
+    drop_scratch_database(&mut server, "config_two_replicas").await;
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -164,6 +164,7 @@ async fn two_hundred_streaming_chats_at_once_all_finish_and_memory_stays_bounded
     // beside it in this binary do not count.
     if !alone::in_own_process(
         "faults::two_hundred_streaming_chats_at_once_all_finish_and_memory_stays_bounded",
+        &pool,
     )
     .await
     {
@@ -195,7 +196,8 @@ async fn two_hundred_streaming_chats_at_once_all_finish_and_memory_stays_bounded
 #[sqlx::test(migrations = "../migrations")]
 async fn the_memory_of_password_checks_is_given_back_once_they_are_done(pool: PgPool) {
     // Resident memory again: alone in a process.
-    if !alone::in_own_process("faults::the_memory_of_password_checks_is_given_back_once_they_are_done").await
+    if !alone::in_own_process("faults::the_memory_of_password_checks_is_given_back_once_they_are_done", &pool)
+        .await
     {
         return;
     }

@@ -336,6 +336,7 @@ async fn session_row(pool: &PgPool) -> (Vec<u8>, chrono::DateTime<chrono::Utc>) 
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_session_is_saved_only_when_it_changes_or_once_a_minute(pool: PgPool) {
+    let logs = LogCapture::start();
     let app = spawn_app(pool).await;
     app.add_user("ada", Role::Admin).await;
     app.sign_in("ada", PASSWORD).await;
@@ -354,7 +355,8 @@ async fn a_session_is_saved_only_when_it_changes_or_once_a_minute(pool: PgPool) 
     ];
     for page in pages {
         for _ in 0..3 {
-            assert_eq!(app.get(page).await.status(), StatusCode::OK, "{page}");
+            let status = app.get(page).await.status();
+            assert_eq!(status, StatusCode::OK, "{page}, the log:\n{}", logs.text());
         }
         assert!(session_row(&app.pool).await == before, "{page} wrote the session, which it did not change");
     }
@@ -371,7 +373,7 @@ async fn a_session_is_saved_only_when_it_changes_or_once_a_minute(pool: PgPool) 
     store.save(&record).await.unwrap();
     let aged = session_row(&app.pool).await;
 
-    assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
+    assert_eq!(app.get("/admin").await.status(), StatusCode::OK, "the log:\n{}", logs.text());
     let touched = session_row(&app.pool).await;
     assert!(
         touched.1 > aged.1 + chrono::TimeDelta::seconds(100),

@@ -8,10 +8,15 @@ const ALONE: &str = "DUO_ADMIN_TEST_ALONE";
 /// True in the child: run the test's body. Otherwise runs `test` (its path in this binary,
 /// e.g. `faults::the_test`) in a child process, fails if it failed, and returns false: the
 /// caller then returns, its body having run in the child.
-pub async fn in_own_process(test: &str) -> bool {
+///
+/// `pool` is the test's database: `#[sqlx::test]` names it after the test's path, so the child's
+/// test uses the same name and first drops it. The parent closes its connections to it first,
+/// or that drop would be refused while one of them is still open.
+pub async fn in_own_process(test: &str, pool: &sqlx::PgPool) -> bool {
     if std::env::var(ALONE).is_ok_and(|running| running == test) {
         return true;
     }
+    pool.close().await;
     let binary = std::env::current_exe().expect("the test binary's path");
     let child = tokio::process::Command::new(binary)
         .args([test, "--exact", "--test-threads=1"])

@@ -576,14 +576,14 @@ pub async fn assign(pool: &PgPool, feature: &str, model: i64) {
     .expect("the feature is assigned");
 }
 
-/// For the benchmarks, which run outside `#[sqlx::test]`: a migrated database `name` of its own
-/// on the server `DATABASE_URL` names (dropped first if an earlier run left it), and a
-/// connection to that server to drop it with afterwards.
+/// For the benchmarks and tests that need a second database: a migrated database `name` of its
+/// own on the server `DATABASE_URL` names (dropped first if an earlier run left it), and a
+/// connection to that server to drop it with afterwards (`drop_scratch_database`).
 pub async fn scratch_database(name: &str) -> (sqlx::PgConnection, PgPool) {
     use sqlx::{Connection, Executor};
     let url = std::env::var("DATABASE_URL").expect("set DATABASE_URL to a PostgreSQL server");
     let mut admin = sqlx::PgConnection::connect(&url).await.expect("PostgreSQL answers");
-    admin.execute(format!("DROP DATABASE IF EXISTS {name}").as_str()).await.expect("dropped");
+    drop_scratch_database(&mut admin, name).await;
     admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("created");
     // Through the parsed options, not by editing the URL: the private cluster's URL names its
     // socket folder in the query (`postgres:///postgres?host=/tmp/...`), after the last `/`.
@@ -591,4 +591,11 @@ pub async fn scratch_database(name: &str) -> (sqlx::PgConnection, PgPool) {
     let pool = PgPool::connect_with(options.database(name)).await.expect("the scratch database answers");
     server::database::MIGRATOR.run(&pool).await.expect("migrated");
     (admin, pool)
+}
+
+/// Drops a scratch database. Forced: a closed pool's connections may still be ending on the
+/// server's side, and a plain DROP refuses while they are ("being accessed by other users").
+pub async fn drop_scratch_database(admin: &mut sqlx::PgConnection, name: &str) {
+    use sqlx::Executor;
+    admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.expect("dropped");
 }
