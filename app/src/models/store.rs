@@ -158,8 +158,40 @@ pub async fn list(
         .collect()
 }
 
+/// A model's row as `find` and `all` read it, before its platform is parsed.
+struct StoredRow {
+    id: i64,
+    name: String,
+    platform: String,
+    model_family: String,
+    endpoint: Option<String>,
+    identifier: String,
+    bedrock_region: Option<String>,
+    vertex_project: Option<String>,
+    vertex_location: Option<String>,
+    api_key_fingerprint: Option<String>,
+}
+
+impl StoredRow {
+    fn into_model(self) -> Result<StoredModel, AppError> {
+        Ok(StoredModel {
+            id: ModelId(self.id),
+            name: self.name,
+            platform: Platform::try_from(self.platform)?,
+            model_family: self.model_family,
+            endpoint: self.endpoint,
+            identifier: self.identifier,
+            bedrock_region: self.bedrock_region,
+            vertex_project: self.vertex_project,
+            vertex_location: self.vertex_location,
+            api_key_fingerprint: self.api_key_fingerprint,
+        })
+    }
+}
+
 pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<StoredModel>, AppError> {
-    let row = sqlx::query!(
+    let row = sqlx::query_as!(
+        StoredRow,
         "SELECT id, name, platform, model_family, endpoint, identifier, bedrock_region,
                 vertex_project, vertex_location, api_key_fingerprint
          FROM self_hosted_models WHERE id = $1",
@@ -167,48 +199,20 @@ pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<StoredModel
     )
     .fetch_optional(db)
     .await?;
-    row.map(|row| {
-        Ok(StoredModel {
-            id: ModelId(row.id),
-            name: row.name,
-            platform: Platform::try_from(row.platform)?,
-            model_family: row.model_family,
-            endpoint: row.endpoint,
-            identifier: row.identifier,
-            bedrock_region: row.bedrock_region,
-            vertex_project: row.vertex_project,
-            vertex_location: row.vertex_location,
-            api_key_fingerprint: row.api_key_fingerprint,
-        })
-    })
-    .transpose()
+    row.map(StoredRow::into_model).transpose()
 }
 
 /// Every model, by name: what a configuration export lists.
 pub async fn all(db: impl PgExecutor<'_>) -> Result<Vec<StoredModel>, AppError> {
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        StoredRow,
         "SELECT id, name, platform, model_family, endpoint, identifier, bedrock_region, vertex_project,
                 vertex_location, api_key_fingerprint
          FROM self_hosted_models ORDER BY name, id"
     )
     .fetch_all(db)
     .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(StoredModel {
-                id: ModelId(row.id),
-                name: row.name,
-                platform: Platform::try_from(row.platform)?,
-                model_family: row.model_family,
-                endpoint: row.endpoint,
-                identifier: row.identifier,
-                bedrock_region: row.bedrock_region,
-                vertex_project: row.vertex_project,
-                vertex_location: row.vertex_location,
-                api_key_fingerprint: row.api_key_fingerprint,
-            })
-        })
-        .collect()
+    rows.into_iter().map(StoredRow::into_model).collect()
 }
 
 /// Locks a model's row for the rest of the transaction and reads it; `NotFound` if it is gone.

@@ -226,12 +226,7 @@ pub(super) async fn read_reply(
         let text = read_capped(response, MAX_ERROR_BODY, clients.idle_limit).await.unwrap_or_default();
         return Err(describe(status.as_u16(), &text).into());
     }
-    let streaming = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("text/event-stream"));
-    if !streaming {
+    if !is_event_stream(&response) {
         // A server that ignores "stream": one JSON answer.
         let text = read_capped(response, MAX_WHOLE_REPLY, clients.idle_limit).await?;
         let answer: Value = serde_json::from_str(&text).map_err(|_| ModelFailure::Malformed)?;
@@ -406,6 +401,16 @@ fn describe_http_error(error: &reqwest::Error, endpoint: &str) -> ModelFailure {
     } else {
         ModelFailure::Provider(format!("Could not reach {endpoint}. Check the endpoint and the network."))
     }
+}
+
+/// Whether a reply streams as server-sent events; a compatible server that ignores the
+/// request to stream answers with one JSON document instead.
+pub(super) fn is_event_stream(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"))
 }
 
 #[cfg(test)]

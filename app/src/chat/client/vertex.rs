@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::openai::{MAX_ERROR_BODY, MAX_MODELS_OFFERED, MAX_WHOLE_REPLY, SseData, fetch_list, read_capped};
+use super::openai::{
+    MAX_ERROR_BODY, MAX_MODELS_OFFERED, MAX_WHOLE_REPLY, SseData, fetch_list, is_event_stream, read_capped,
+};
 use super::{DiscoveryFailure, Exchange, ModelClients, ModelFailure, Reply};
 use crate::chat::Speaker;
 use crate::models::domain::{DiscoveredModel, IDENTIFIER_MAX_CHARS, VERTEX_PREFIX, guess_family};
@@ -231,12 +233,7 @@ pub(super) async fn stream(
         let text = read_capped(response, MAX_ERROR_BODY, clients.idle_limit).await.unwrap_or_default();
         return Err(describe_status(status.as_u16(), &text, &call));
     }
-    let streaming = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("text/event-stream"));
-    if !streaming {
+    if !is_event_stream(&response) {
         // Without `alt=sse` (a compatible server that ignores it), Gemini answers one JSON
         // array of the same responses.
         let text = read_capped(response, MAX_WHOLE_REPLY, clients.idle_limit).await?;
