@@ -91,13 +91,18 @@ settle
 idle_rss=$(rss)
 
 # Highest resident memory while the load runs, sampled every 100 ms.
+# The whole run's highest in $peak_file; the current page's in $phase_file, which is reset to 0
+# before each page.
 peak_file=$work/peak
+phase_file=$work/phase-peak
 echo 0 >"$peak_file"
+echo 0 >"$phase_file"
 (
   peak=0
   while kill -0 "$server_pid" 2>/dev/null; do
     now=$(rss 2>/dev/null || echo 0)
     ((now > peak)) && peak=$now && echo "$peak" >"$peak_file"
+    (("$now" > $(cat "$phase_file" 2>/dev/null || echo 0))) && echo "$now" >"$phase_file"
     sleep 0.1
   done
 ) &
@@ -116,8 +121,8 @@ load() {
     /Non-2xx/ { bad = $NF }
     END { printf "%d %.1f %.1f %d\n", rps, p50, p99, bad }'
 }
-printf '\n%-34s %9s %8s %8s %10s | %-9s %9s %8s %6s\n' \
-  "signed-in request ($connections conns)" "bytes" "req/s" "p50 ms" "p99 ms" "static" "req/s" "p99 ms" "ratio"
+printf '\n%-34s %9s %8s %8s %10s %7s | %-9s %9s %8s %6s\n' \
+  "signed-in request ($connections conns)" "bytes" "req/s" "p50 ms" "p99 ms" "RSS MB" "static" "req/s" "p99 ms" "ratio"
 for path in /admin/gitlab_duo/self_hosted/features /admin/gitlab_duo/self_hosted/models \
   /admin/gitlab_duo/configuration /admin; do
   page=$work/page.html
@@ -126,11 +131,16 @@ for path in /admin/gitlab_duo/self_hosted/features /admin/gitlab_duo/self_hosted
   # The very bytes, served as a file by the same server (its /pkg/ files are public).
   static_name=bench-$(basename "$path").html
   cp "$page" "$site/pkg/$static_name"
+  # The highest resident memory while this page is under load, from rest.
+  settle
+  echo 0 >"$phase_file"
   read -r rps p50 p99 bad < <(load "$base$path")
+  phase_peak=$(cat "$phase_file")
   read -r srps _ sp99 _ < <(load "$base/pkg/$static_name")
   rm -f "$site/pkg/$static_name"
   [[ $bad -gt 0 ]] && echo "bench: $bad answers to $path were not 2xx" >&2
-  printf '%-34s %9s %8s %8s %10s | %-9s %9s %8s %5s%%\n' "$path" "$bytes" "$rps" "$p50" "$p99" "" "$srps" "$sp99" \
+  printf '%-34s %9s %8s %8s %10s %7s | %-9s %9s %8s %5s%%\n' "$path" "$bytes" "$rps" "$p50" "$p99" "$phase_peak" "" \
+    "$srps" "$sp99" \
     "$((100 * rps / (srps > 0 ? srps : 1)))"
 done
 read -r rps p50 p99 _ < <(load "$base/api/current_user")

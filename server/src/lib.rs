@@ -11,6 +11,7 @@ pub mod devices;
 pub mod health;
 pub mod keys;
 pub mod metrics;
+pub mod page_cache;
 pub mod postgres;
 pub mod sessions;
 pub mod throttle;
@@ -63,6 +64,22 @@ pub struct RouterSettings {
     pub metrics_token: Option<String>,
     /// Requests a minute one token (or session) may make to the JSON API, on each replica.
     pub api_rate_limit_per_minute: u32,
+}
+
+/// Threads for blocking work besides the password checks: the bundle's file reads (tokio's
+/// files read on a blocking thread) and name lookups. Tokio's default is 512: a flood of 64
+/// clients fetching the bundle made about 180 threads and tripled resident memory (each thread
+/// a stack and an allocator heap of its own), with no file served any faster.
+pub const BLOCKING_THREADS_BESIDES_PASSWORDS: usize = 8;
+
+/// The runtime the server runs on: a worker per core, and few blocking threads (above).
+/// Threads are named `duo-admin`, for `top -H` and the tests.
+pub fn runtime(password_checks: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("duo-admin")
+        .max_blocking_threads(password_checks + BLOCKING_THREADS_BESIDES_PASSWORDS)
+        .build()
 }
 
 /// Bounds on what one client, or a flood of them, can make the server do.
@@ -203,6 +220,11 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         move |request| handle_server_fns_with_context(context.clone(), request)
     };
     let metrics = Arc::new(metrics::Metrics::new(settings.metrics_token.as_deref()));
+    let features_pages = page_cache::FeaturesPages {
+        pool: state.pool.clone(),
+        cache: Default::default(),
+        metrics: metrics.clone(),
+    };
 
     let mut moved = Router::new();
     for &(old, new) in MOVED {
@@ -229,6 +251,8 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        // Inside the guard: it puts the signed-in user on the request, and refuses everyone else.
+        .layer(axum::middleware::from_fn_with_state(features_pages, page_cache::features_pages))
         .layer(axum::middleware::from_fn_with_state(guard, auth::require_sign_in))
         .layer(sessions)
         // Below the session layer: static files and probes neither read nor write a session.

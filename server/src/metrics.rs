@@ -29,6 +29,7 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     durations: HistogramVec,
+    features_pages: IntCounterVec,
     /// SHA-256 of the token: compared digest to digest, so the comparison's time says nothing
     /// about how much of a guess was right.
     token: Option<[u8; 32]>,
@@ -53,11 +54,25 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric options");
+        let features_pages = IntCounterVec::new(
+            Opts::new(
+                "duo_features_page_answers_total",
+                "Features tabs answered by this process: from the page kept for the user (kept) or drawn afresh (drawn).",
+            ),
+            &["from"],
+        )
+        .expect("valid metric options");
         registry.register(Box::new(requests.clone())).expect("registered once");
         registry.register(Box::new(durations.clone())).expect("registered once");
+        registry.register(Box::new(features_pages.clone())).expect("registered once");
         let token =
             token.filter(|token| !token.is_empty()).map(|token| Sha256::digest(token.as_bytes()).into());
-        Metrics { registry, requests, durations, token }
+        Metrics { registry, requests, durations, features_pages, token }
+    }
+
+    /// Counts a features tab answered: `kept` or `drawn` (`page_cache.rs`).
+    pub fn features_page(&self, from: &'static str) {
+        self.features_pages.with_label_values(&[from]).inc();
     }
 }
 

@@ -177,12 +177,16 @@ pub mod ssr {
         }
     }
 
+    /// The features tab's data version: moved by every change to what the tab shows.
+    pub async fn generation(pool: &sqlx::PgPool) -> Result<i64, AppError> {
+        Ok(sqlx::query_scalar!("SELECT generation FROM features_generation").fetch_one(pool).await?)
+    }
+
     async fn tab(pool: &sqlx::PgPool, catalog: &Catalog) -> Result<Arc<Tab>, AppError> {
         let cache = use_context::<Arc<TabCache>>();
         // Read before the data: data read after it are at least as new, so what is kept under
         // this generation is never older than the generation says.
-        let generation =
-            sqlx::query_scalar!("SELECT generation FROM features_generation").fetch_one(pool).await?;
+        let generation = generation(pool).await?;
         if let Some(kept) = cache.as_ref().and_then(|cache| cache.get(generation)) {
             return Ok(kept);
         }

@@ -243,3 +243,44 @@ async fn the_memory_of_password_checks_is_given_back_once_they_are_done(pool: Pg
         "{kept} KiB still resident after the checks ({before} KiB before, {after} KiB after)"
     );
 }
+
+/// The threads of this process that a `server::runtime` made.
+fn runtime_threads() -> usize {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("Linux's /proc");
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "duo-admin")
+        .count()
+}
+
+#[test]
+fn a_flood_of_bundle_requests_is_read_by_a_few_blocking_threads_not_hundreds() {
+    // The server's own runtime, as main.rs builds it, with two password checks at once.
+    let password_checks = 2;
+    let runtime = server::runtime(password_checks).expect("a runtime");
+    let workers = server::users::cores();
+    runtime.block_on(async {
+        let name = "flood_of_bundle_requests";
+        let (mut admin, pool) = scratch_database(name).await;
+        let app = TestApp::builder(pool.clone()).spawn().await;
+        // 64 clients at once, 512 requests of a bundle file, each read from disk on a blocking
+        // thread. Tokio's default would start a thread for each waiting read, up to 512.
+        let client = new_client();
+        let answers = futures::stream::iter(0..512)
+            .map(|_| {
+                let request = client.get(app.url("/pkg/duo_admin.css"));
+                async move { request.send().await.map(|response| response.status()) }
+            })
+            .buffer_unordered(64)
+            .collect::<Vec<_>>()
+            .await;
+        assert!(answers.iter().all(|status| matches!(status, Ok(StatusCode::OK))), "{answers:?}");
+        // Idle blocking threads live on for 10 s: they are all still here to be counted.
+        let threads = runtime_threads();
+        let most = workers + password_checks + server::BLOCKING_THREADS_BESIDES_PASSWORDS;
+        assert!(threads <= most, "{threads} threads, at most {most} expected");
+        app.shutdown.notify_one();
+        pool.close().await;
+        drop_scratch_database(&mut admin, name).await;
+    });
+}

@@ -678,3 +678,95 @@ async fn each_replica_keeps_the_tab_until_a_change_made_anywhere_moves_its_gener
     assert_eq!(assignment_of(&first.features().await, "duo_chat"), renamed);
     assert_eq!(assignment_of(&second.features().await, "duo_chat"), renamed);
 }
+
+/// A features tab as the browser gets it: its HTML and the nonce its policy names.
+async fn features_tab(client: &reqwest::Client, url: String) -> (String, String) {
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{url}");
+    let policy = response.headers()[reqwest::header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    let nonce = policy.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).unwrap().to_owned();
+    (response.text().await.unwrap(), nonce)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_drawn_features_tab_is_kept_per_user_with_a_fresh_nonce_until_a_change_anywhere(pool: PgPool) {
+    let first = spawn_signed_in(pool.clone(), Role::Admin).await;
+    let second = TestApp::builder(pool.clone()).spawn().await;
+    assert_eq!(location(&second.sign_in(username(Role::Admin), PASSWORD).await), "/admin");
+    let claude = add_model(&first, "Claude", "claude_3").await;
+    let path = "/admin/gitlab_duo/self_hosted";
+    let tab = || features_tab(&first.client, first.url(path));
+
+    // Drawn once, then answered from what was kept: the same page, each time with its own nonce
+    // in the policy and on the page's scripts, and no earlier answer's nonce anywhere.
+    let (drawn, drawn_nonce) = tab().await;
+    assert!(drawn.contains("Claude") && drawn.contains(&format!("nonce=\"{drawn_nonce}\"")));
+    assert_eq!(
+        (features_tabs_answered(&first, "drawn").await, features_tabs_answered(&first, "kept").await),
+        (1, 0)
+    );
+    let (kept, kept_nonce) = tab().await;
+    let (again, again_nonce) = tab().await;
+    assert_eq!(
+        (features_tabs_answered(&first, "drawn").await, features_tabs_answered(&first, "kept").await),
+        (1, 2)
+    );
+    assert!(drawn_nonce != kept_nonce && kept_nonce != again_nonce && drawn_nonce != again_nonce);
+    assert_eq!(kept, drawn.replace(&drawn_nonce, &kept_nonce));
+    assert!(!kept.contains(&drawn_nonce) && !again.contains(&kept_nonce));
+    assert!(again.contains(&format!("nonce=\"{again_nonce}\"")));
+
+    // A change through the other replica is on the next page.
+    assert_eq!(second.choose("duo_chat", &claude.to_string()).await.status(), StatusCode::OK);
+    let (chosen, chosen_nonce) = tab().await;
+    assert_ne!(chosen.replace(&chosen_nonce, ""), kept.replace(&kept_nonce, ""));
+    assert_eq!(features_tabs_answered(&first, "drawn").await, 2);
+    // So is one made straight in the database.
+    sqlx::query("UPDATE self_hosted_models SET name = 'Renamed'").execute(&pool).await.unwrap();
+    assert!(tab().await.0.contains("Renamed"));
+    assert_eq!(features_tabs_answered(&first, "drawn").await, 3);
+
+    // The page itself is kept: a change that leaves the generation as it is (triggers off,
+    // which the console never does) is not drawn until the generation moves.
+    let mut unseen = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *unseen).await.unwrap();
+    sqlx::query("UPDATE self_hosted_models SET name = 'Unseen'").execute(&mut *unseen).await.unwrap();
+    unseen.commit().await.unwrap();
+    let kept_before = features_tabs_answered(&first, "kept").await;
+    assert!(tab().await.0.contains("Renamed"));
+    assert_eq!(features_tabs_answered(&first, "kept").await, kept_before + 1);
+    sqlx::query("UPDATE features_generation SET generation = generation + 1").execute(&pool).await.unwrap();
+    assert!(tab().await.0.contains("Unseen"));
+
+    // Each user gets their own page: another admin on the same replica sees their own name.
+    add_user(&pool, "second_admin", Role::Admin).await;
+    let other = new_client();
+    let signed_in = other
+        .post(first.url("/users/sign_in"))
+        .form(&[("login", "second_admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&signed_in), "/admin");
+    let (theirs, _) = features_tab(&other, first.url(path)).await;
+    let (mine, _) = tab().await;
+    let shown = |page: &str| {
+        let name = page.split("data-testid=\"current-user\"").nth(1).expect("the top bar names the user");
+        name.split_once('>').expect("an element").1[..40].to_owned()
+    };
+    assert!(shown(&theirs).starts_with("second_admin"), "{}", shown(&theirs));
+    assert!(shown(&mine).starts_with(username(Role::Admin)), "{}", shown(&mine));
+
+    // A request with a query string is passed by, neither answered from nor kept: it is where
+    // a refused form comes back, and distinct queries must not fill memory.
+    let counts = || async {
+        (features_tabs_answered(&first, "drawn").await, features_tabs_answered(&first, "kept").await)
+    };
+    let before = counts().await;
+    let (queried, _) = features_tab(&first.client, first.url(&format!("{path}?tab=features"))).await;
+    assert!(queried.contains("Unseen"));
+    assert_eq!(counts().await, before);
+    // Anyone signed out is sent to sign in, never to a kept page.
+    let response = new_client().get(first.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}

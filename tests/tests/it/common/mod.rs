@@ -599,3 +599,12 @@ pub async fn drop_scratch_database(admin: &mut sqlx::PgConnection, name: &str) {
     use sqlx::Executor;
     admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.expect("dropped");
 }
+
+/// How many features tabs the replica answered from a page it kept (`kept`) or drew (`drawn`),
+/// from its /metrics.
+pub async fn features_tabs_answered(app: &TestApp, from: &str) -> u64 {
+    let text = new_client().get(app.url("/metrics")).bearer_auth(METRICS_TOKEN).send().await.unwrap();
+    let text = text.text().await.unwrap();
+    let line = format!("duo_features_page_answers_total{{from=\"{from}\"}} ");
+    text.lines().find_map(|sample| sample.strip_prefix(&line)).map_or(0, |count| count.parse().unwrap())
+}

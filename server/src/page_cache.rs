@@ -1,0 +1,148 @@
+//! The features tab, kept as drawn, per replica, until anything it shows changes.
+//!
+//! It is the page admins reload most, and drawing its HTML (about 50 KB for 20 models, with the
+//! data hydration needs beside it) costs more CPU than the rest of the request. What it shows depends on
+//! three things only: the path, the signed-in user (the top bar) and the features tab's data.
+//! `features_generation` versions those data across replicas: any change to them, made by any
+//! replica, `config import` or psql, moves it in the change's own transaction (see its
+//! migration). So the page drawn for a user at generation G stays that user's page while the
+//! generation is G, and one tiny query tells.
+//!
+//! What must differ on every answer is the Content-Security-Policy nonce: a kept page's nonce is
+//! replaced by a fresh one, in the HTML and in the header, so no two answers share one.
+//! A request with a query string is drawn afresh (a form's refusal comes back in one, and a
+//! flood of distinct queries must not fill memory); so is anything but a plain 200 page.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use app::auth::CurrentUser;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use leptos::nonce::Nonce;
+use sqlx::PgPool;
+
+use crate::page_policy;
+
+/// The paths that draw the features tab (GitLab 18's and 19's).
+pub const FEATURES_PAGES: &[&str] = &[
+    "/admin/gitlab_duo/self_hosted",
+    "/admin/gitlab_duo/self_hosted/features",
+    "/admin/gitlab_duo/model_selection",
+    "/admin/gitlab_duo/model_selection/features",
+];
+
+/// How many pages are kept: a few paths times the admins signed in. Past it, pages of older
+/// generations go first, then all; a page is about 50 KB.
+const KEPT_AT_MOST: usize = 64;
+
+/// A page larger than this is not kept (a console with thousands of models).
+const LARGEST_KEPT: usize = 2 * 1024 * 1024;
+
+/// What the middleware needs: the database, for the generation, and this replica's pages.
+#[derive(Clone)]
+pub struct FeaturesPages {
+    pub pool: PgPool,
+    pub cache: Arc<PageCache>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+#[derive(Default)]
+pub struct PageCache(Mutex<HashMap<(&'static str, String), Kept>>);
+
+#[derive(Clone)]
+struct Kept {
+    generation: i64,
+    nonce: String,
+    headers: HeaderMap,
+    html: Bytes,
+}
+
+impl PageCache {
+    fn get(&self, key: &(&'static str, String), generation: i64) -> Option<Kept> {
+        let pages = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pages.get(key).filter(|kept| kept.generation == generation).cloned()
+    }
+
+    fn keep(&self, key: (&'static str, String), kept: Kept) {
+        let mut pages = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Requests finish in any order: an older generation never replaces a newer one.
+        if pages.get(&key).is_some_and(|newer| newer.generation > kept.generation) {
+            return;
+        }
+        if pages.len() >= KEPT_AT_MOST && !pages.contains_key(&key) {
+            pages.retain(|_, page| page.generation >= kept.generation);
+            if pages.len() >= KEPT_AT_MOST {
+                pages.clear();
+            }
+        }
+        pages.insert(key, kept);
+    }
+}
+
+/// Answers a features tab from what is kept when it is current; otherwise draws it and keeps it.
+/// Runs inside the sign-in guard, which has put the signed-in user on the request.
+pub async fn features_pages(
+    State(FeaturesPages { pool, cache, metrics }): State<FeaturesPages>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = FEATURES_PAGES.iter().copied().find(|page| *page == request.uri().path());
+    let user = request.extensions().get::<CurrentUser>().and_then(|user| serde_json::to_string(user).ok());
+    let (Some(path), Some(user), true, None) =
+        (path, user, request.method() == Method::GET, request.uri().query())
+    else {
+        return next.run(request).await;
+    };
+    // Read before the page is drawn: what is drawn after it is at least as new.
+    let Ok(generation) = app::features::api::ssr::generation(&pool).await else {
+        return next.run(request).await;
+    };
+    let key = (path, user);
+    if let Some(kept) = cache.get(&key, generation) {
+        metrics.features_page("kept");
+        return answer(kept);
+    }
+    let response = next.run(request).await;
+    metrics.features_page("drawn");
+    let nonce = response
+        .headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|policy| policy.to_str().ok())
+        .and_then(|policy| policy.split("'nonce-").nth(1)?.split('\'').next())
+        .map(str::to_owned);
+    let (Some(nonce), StatusCode::OK) = (nonce, response.status()) else { return response };
+    let (parts, body) = response.into_parts();
+    let html = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(html) => html,
+        Err(error) => {
+            tracing::warn!(error = %error, "could not read the features page being drawn");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    if html.len() <= LARGEST_KEPT {
+        let mut headers = parts.headers.clone();
+        headers.remove(header::CONTENT_SECURITY_POLICY);
+        // The new nonce may differ in length.
+        headers.remove(header::CONTENT_LENGTH);
+        cache.keep(key, Kept { generation, nonce, headers, html: html.clone() });
+    }
+    Response::from_parts(parts, Body::from(html))
+}
+
+/// A kept page with a nonce of its own.
+fn answer(kept: Kept) -> Response {
+    let nonce = Nonce::new().to_string();
+    // Valid UTF-8: it was drawn as HTML. The old nonce is 128 random bits, so it occurs only
+    // where Leptos put it.
+    let html = String::from_utf8_lossy(&kept.html).replace(&kept.nonce, &nonce);
+    let mut response = Response::new(Body::from(html));
+    *response.headers_mut() = kept.headers;
+    if let Ok(policy) = HeaderValue::from_str(&page_policy(&nonce)) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
+}
