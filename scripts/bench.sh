@@ -3,8 +3,8 @@
 # database, seeds 20 models with every GA feature assigned, signs in, and prints side by side:
 # each main page's requests per second and latency (p50, p99) at 64 connections; the same bytes
 # served as a static file by the same server, and the page's share of that speed; a signed-in
-# request that does nothing; resident memory idle after sign-ins, at its highest under the load
-# and after it; the bundle's sizes. Load comes from wrk (Debian's package, installed when
+# request that does nothing; resident memory idle after sign-ins, at its highest under each page's load,
+# under the whole run's and after it; the bundle's sizes. Load comes from wrk (Debian's package, installed when
 # missing). Client, server and database share this machine, so nothing else should run.
 #
 # BENCH_SECONDS (default 10) per measurement, BENCH_CONNECTIONS (default 64).
