@@ -338,6 +338,11 @@ pub fn page_policy(nonce: &str) -> String {
     )
 }
 
+/// The nonce a page's policy (`page_policy`) names.
+pub fn policy_nonce(policy: &str) -> Option<&str> {
+    policy.split("'nonce-").nth(1)?.split('\'').next()
+}
+
 /// The Content-Security-Policy of every other response: redirects, JSON, files, error pages.
 pub const NO_SCRIPT_POLICY: &str = "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'self'; \
      form-action 'self'; frame-ancestors 'none'";

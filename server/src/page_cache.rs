@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use leptos::nonce::Nonce;
 use sqlx::PgPool;
 
-use crate::page_policy;
+use crate::{page_policy, policy_nonce};
 
 /// The paths that draw the features tab (GitLab 18's and 19's).
 pub const FEATURES_PAGES: &[&str] = &[
@@ -90,10 +90,13 @@ pub async fn features_pages(
     request: Request,
     next: Next,
 ) -> Response {
+    // Every request inside the guard passes here: only the features tab's is looked at further.
     let path = FEATURES_PAGES.iter().copied().find(|page| *page == request.uri().path());
-    let user = request.extensions().get::<CurrentUser>().and_then(|user| serde_json::to_string(user).ok());
-    let (Some(path), Some(user), true, None) =
-        (path, user, request.method() == Method::GET, request.uri().query())
+    let (Some(path), true, None) = (path, request.method() == Method::GET, request.uri().query()) else {
+        return next.run(request).await;
+    };
+    let Some(user) =
+        request.extensions().get::<CurrentUser>().and_then(|user| serde_json::to_string(user).ok())
     else {
         return next.run(request).await;
     };
@@ -112,7 +115,7 @@ pub async fn features_pages(
         .headers()
         .get(header::CONTENT_SECURITY_POLICY)
         .and_then(|policy| policy.to_str().ok())
-        .and_then(|policy| policy.split("'nonce-").nth(1)?.split('\'').next())
+        .and_then(policy_nonce)
         .map(str::to_owned);
     let (Some(nonce), StatusCode::OK) = (nonce, response.status()) else { return response };
     let (parts, body) = response.into_parts();

@@ -756,6 +756,22 @@ async fn a_drawn_features_tab_is_kept_per_user_with_a_fresh_nonce_until_a_change
     };
     assert!(shown(&theirs).starts_with("second_admin"), "{}", shown(&theirs));
     assert!(shown(&mine).starts_with(username(Role::Admin)), "{}", shown(&mine));
+    // An auditor, after the admins' pages are kept, gets a page of their own: their name and role,
+    // and none of what only admins are offered.
+    add_user(&pool, username(Role::Auditor), Role::Auditor).await;
+    let auditor = new_client();
+    let signed_in = auditor
+        .post(first.url("/users/sign_in"))
+        .form(&[("login", username(Role::Auditor)), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&signed_in), "/admin");
+    let (audited, _) = features_tab(&auditor, first.url(path)).await;
+    assert!(shown(&audited).starts_with(username(Role::Auditor)), "{}", shown(&audited));
+    // (In the data hydration reads, a JSON string in the page: its quotes are escaped.)
+    let offered = |page: &str, offered: bool| page.contains(&format!("can_add_models\\\":{offered}"));
+    assert!(offered(&mine, true) && offered(&audited, false));
 
     // A request with a query string is passed by, neither answered from nor kept: it is where
     // a refused form comes back, and distinct queries must not fill memory.
