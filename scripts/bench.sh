@@ -7,11 +7,13 @@
 # under the whole run's and after it; the bundle's sizes. Load comes from wrk (Debian's package, installed when
 # missing). Client, server and database share this machine, so nothing else should run.
 #
-# BENCH_SECONDS (default 10) per measurement, BENCH_CONNECTIONS (default 64).
+# BENCH_SECONDS (default 10) per measurement, BENCH_CONNECTIONS (default 64), BENCH_PAGES (the
+# pages to load, default the four main ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${BENCH_SECONDS:-10}
 connections=${BENCH_CONNECTIONS:-64}
+pages=${BENCH_PAGES:-/admin/gitlab_duo/self_hosted/features /admin/gitlab_duo/self_hosted/models /admin/gitlab_duo/configuration /admin}
 export SQLX_OFFLINE=true
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 # A site of its own: the tests' debug bundle in target/site stays as it is.
@@ -123,8 +125,7 @@ load() {
 }
 printf '\n%-34s %9s %8s %8s %10s %7s | %-9s %9s %8s %6s\n' \
   "signed-in request ($connections conns)" "bytes" "req/s" "p50 ms" "p99 ms" "RSS MB" "static" "req/s" "p99 ms" "ratio"
-for path in /admin/gitlab_duo/self_hosted/features /admin/gitlab_duo/self_hosted/models \
-  /admin/gitlab_duo/configuration /admin; do
+for path in $pages; do
   page=$work/page.html
   curl -fs -H "Cookie: $cookie" -o "$page" "$base$path"
   bytes=$(stat -c %s "$page")

@@ -19,24 +19,15 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form, Json};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tower_sessions::Session;
 
+use crate::page_cache::FeaturesGeneration;
+use crate::sessions::{self, SEEN_KEY, SIGNED_IN_KEY, SignedIn};
 use crate::throttle::{Locked, SignInThrottle};
 use crate::users::{self, PasswordChecks};
 use crate::{devices, throttle};
 
-/// What the session remembers about who signed in.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SignedIn {
-    user_id: i64,
-    at: DateTime<Utc>,
-}
-
-const SESSION_KEY: &str = "signed_in";
-/// When the session was last saved for its idle expiry: it is saved again at most this often,
-/// not on every request.
-pub const SEEN_KEY: &str = "seen_at";
 const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 pub const SIGN_IN_PATH: &str = "/users/sign_in";
 pub const SIGN_OUT_PATH: &str = "/users/sign_out";
@@ -117,11 +108,12 @@ pub async fn require_sign_in(
             Redirect::to(DEFAULT_LANDING).into_response()
         }
         _ if path == SIGN_IN_PATH => next.run(request).await,
-        Some(user) => {
+        Some((user, generation)) => {
             if changes_something && !user.is_admin() && !SELF_SERVICE_PATHS.contains(&path.as_str()) {
                 return error_response(&path, AppError::Forbidden);
             }
             request.extensions_mut().insert(user);
+            request.extensions_mut().insert(generation);
             let mut response = next.run(request).await;
             // What a signed-in user sees stays out of shared and browser caches (the back button
             // after sign-out, a proxy, the next person at a shared computer).
@@ -139,34 +131,49 @@ pub async fn require_sign_in(
     }
 }
 
+/// The signed-in user of this request, with the features tab's generation read beside them.
+///
+/// The session, its user and the generation come in one round trip (`sessions::find_signed_in`)
+/// and tower-sessions' own copy of the session is left unloaded: a request that only reads a
+/// page reads the database once here. Only what changes the session (the touch for the idle
+/// expiry, a flush) goes through tower-sessions, which then loads and saves it itself.
 async fn signed_in_user(
     state: &AppState,
     session: &Session,
     max_age: chrono::TimeDelta,
-) -> Result<Option<CurrentUser>, AppError> {
+) -> Result<Option<(CurrentUser, FeaturesGeneration)>, AppError> {
     let unavailable = |error: tower_sessions::session::Error| {
         tracing::error!(error = %error, "could not load the session");
         AppError::Unavailable
     };
-    let signed_in = session.get::<SignedIn>(SESSION_KEY).await.map_err(unavailable)?;
-    let Some(signed_in) = signed_in else { return Ok(None) };
+    let Some(id) = session.id() else { return Ok(None) };
+    let Some(found) = sessions::find_signed_in(&state.pool, &id).await? else { return Ok(None) };
+    let Some(signed_in) = sessions::value::<SignedIn>(&found.record, SIGNED_IN_KEY) else { return Ok(None) };
     let now = Utc::now();
-    let user = if now - signed_in.at > max_age {
-        None
-    } else {
-        users::find_for_session(&state.pool, signed_in.user_id, signed_in.at).await?
+    let user = match found.user {
+        _ if now - signed_in.at > max_age => None,
+        Some((user, valid_after)) => {
+            (user.id.0 == signed_in.user_id && valid_after <= signed_in.at).then_some(user)
+        }
+        // Saved before sessions named their user: looked up apart until its next save names them.
+        None => users::find_for_session(&state.pool, signed_in.user_id, signed_in.at).await?,
     };
-    if user.is_none() {
+    let Some(user) = user else {
         // Too old, the user was deleted, or their sessions were ended: forget this one too.
         let _ = session.flush().await;
         return Ok(None);
-    }
+    };
     // The idle expiry counts from the last save: save at most once a minute, not per request.
-    let seen = session.get::<DateTime<Utc>>(SEEN_KEY).await.map_err(unavailable)?;
+    let seen = sessions::value::<DateTime<Utc>>(&found.record, SEEN_KEY);
     if seen.is_none_or(|seen| now - seen >= TOUCH_EVERY) {
+        // tower-sessions loads the session afresh to change it. One signed out meanwhile, on
+        // any replica, stays signed out rather than coming back as a new, empty session.
+        if session.get::<SignedIn>(SIGNED_IN_KEY).await.map_err(unavailable)?.is_none() {
+            return Ok(None);
+        }
         session.insert(SEEN_KEY, now).await.map_err(unavailable)?;
     }
-    Ok(user)
+    Ok(Some((user, FeaturesGeneration(found.features_generation))))
 }
 
 pub const CROSS_SITE_MESSAGE: &str = "This request came from another site and was refused.";
@@ -368,7 +375,7 @@ pub async fn sign_in(
     let signed_in = SignedIn { user_id: user.id.0, at: Utc::now() };
     let saved = async {
         session.cycle_id().await?;
-        session.insert(SESSION_KEY, &signed_in).await?;
+        session.insert(SIGNED_IN_KEY, &signed_in).await?;
         session.insert(SEEN_KEY, signed_in.at).await
     };
     saved.await.map_err(|error| {

@@ -220,11 +220,7 @@ pub fn router(services: Services, settings: &RouterSettings) -> Router {
         move |request| handle_server_fns_with_context(context.clone(), request)
     };
     let metrics = Arc::new(metrics::Metrics::new(settings.metrics_token.as_deref()));
-    let features_pages = page_cache::FeaturesPages {
-        pool: state.pool.clone(),
-        cache: Default::default(),
-        metrics: metrics.clone(),
-    };
+    let features_pages = page_cache::FeaturesPages { cache: Default::default(), metrics: metrics.clone() };
 
     let mut moved = Router::new();
     for &(old, new) in MOVED {

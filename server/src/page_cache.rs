@@ -6,7 +6,7 @@
 //! `features_generation` versions those data across replicas: any change to them, made by any
 //! replica, `config import` or psql, moves it in the change's own transaction (see its
 //! migration). So the page drawn for a user at generation G stays that user's page while the
-//! generation is G, and one tiny query tells.
+//! generation is G, and the sign-in guard reads it with the session, in the same query.
 //!
 //! What must differ on every answer is the Content-Security-Policy nonce: a kept page's nonce is
 //! replaced by a fresh one, in the HTML and in the header, so no two answers share one.
@@ -23,7 +23,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use leptos::nonce::Nonce;
-use sqlx::PgPool;
 
 use crate::{page_policy, policy_nonce};
 
@@ -42,10 +41,14 @@ const KEPT_AT_MOST: usize = 64;
 /// A page larger than this is not kept (a console with thousands of models).
 const LARGEST_KEPT: usize = 2 * 1024 * 1024;
 
-/// What the middleware needs: the database, for the generation, and this replica's pages.
+/// The features tab's generation as the sign-in guard read it, beside the session and the user
+/// in the same round trip (`sessions::find_signed_in`).
+#[derive(Debug, Clone, Copy)]
+pub struct FeaturesGeneration(pub i64);
+
+/// What the middleware needs: this replica's pages, and the metrics that count them.
 #[derive(Clone)]
 pub struct FeaturesPages {
-    pub pool: PgPool,
     pub cache: Arc<PageCache>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -56,9 +59,23 @@ pub struct PageCache(Mutex<HashMap<(&'static str, String), Kept>>);
 #[derive(Clone)]
 struct Kept {
     generation: i64,
-    nonce: String,
     headers: HeaderMap,
-    html: Bytes,
+    /// The page cut where its nonce was: an answer puts its own nonce between the pieces.
+    around_nonce: Vec<Bytes>,
+}
+
+impl Kept {
+    fn new(generation: i64, headers: HeaderMap, html: &Bytes, nonce: &str) -> Kept {
+        // The nonce is 128 random bits, so it occurs only where Leptos put it.
+        let mut around_nonce = Vec::new();
+        let mut rest = html.clone();
+        while let Some(at) = rest.windows(nonce.len()).position(|window| window == nonce.as_bytes()) {
+            around_nonce.push(rest.slice(..at));
+            rest = rest.slice(at + nonce.len()..);
+        }
+        around_nonce.push(rest);
+        Kept { generation, headers, around_nonce }
+    }
 }
 
 impl PageCache {
@@ -86,7 +103,7 @@ impl PageCache {
 /// Answers a features tab from what is kept when it is current; otherwise draws it and keeps it.
 /// Runs inside the sign-in guard, which has put the signed-in user on the request.
 pub async fn features_pages(
-    State(FeaturesPages { pool, cache, metrics }): State<FeaturesPages>,
+    State(FeaturesPages { cache, metrics }): State<FeaturesPages>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -100,8 +117,8 @@ pub async fn features_pages(
     else {
         return next.run(request).await;
     };
-    // Read before the page is drawn: what is drawn after it is at least as new.
-    let Ok(generation) = app::features::api::ssr::generation(&pool).await else {
+    // Read by the guard before the page is drawn: what is drawn after it is at least as new.
+    let Some(&FeaturesGeneration(generation)) = request.extensions().get::<FeaturesGeneration>() else {
         return next.run(request).await;
     };
     let key = (path, user);
@@ -116,6 +133,7 @@ pub async fn features_pages(
         .get(header::CONTENT_SECURITY_POLICY)
         .and_then(|policy| policy.to_str().ok())
         .and_then(policy_nonce)
+        .filter(|nonce| !nonce.is_empty())
         .map(str::to_owned);
     let (Some(nonce), StatusCode::OK) = (nonce, response.status()) else { return response };
     let (parts, body) = response.into_parts();
@@ -131,7 +149,7 @@ pub async fn features_pages(
         headers.remove(header::CONTENT_SECURITY_POLICY);
         // The new nonce may differ in length.
         headers.remove(header::CONTENT_LENGTH);
-        cache.keep(key, Kept { generation, nonce, headers, html: html.clone() });
+        cache.keep(key, Kept::new(generation, headers, &html, &nonce));
     }
     Response::from_parts(parts, Body::from(html))
 }
@@ -139,9 +157,15 @@ pub async fn features_pages(
 /// A kept page with a nonce of its own.
 fn answer(kept: Kept) -> Response {
     let nonce = Nonce::new().to_string();
-    // Valid UTF-8: it was drawn as HTML. The old nonce is 128 random bits, so it occurs only
-    // where Leptos put it.
-    let html = String::from_utf8_lossy(&kept.html).replace(&kept.nonce, &nonce);
+    let size =
+        kept.around_nonce.iter().map(Bytes::len).sum::<usize>() + nonce.len() * kept.around_nonce.len();
+    let mut html = Vec::with_capacity(size);
+    for (n, piece) in kept.around_nonce.iter().enumerate() {
+        if n > 0 {
+            html.extend_from_slice(nonce.as_bytes());
+        }
+        html.extend_from_slice(piece);
+    }
     let mut response = Response::new(Body::from(html));
     *response.headers_mut() = kept.headers;
     if let Ok(policy) = HeaderValue::from_str(&page_policy(&nonce)) {

@@ -120,7 +120,12 @@ pub fn generate_password() -> String {
     rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect()
 }
 
-fn user_from_row(id: i64, username: String, email: String, role: &str) -> Result<CurrentUser, sqlx::Error> {
+pub(crate) fn user_from_row(
+    id: i64,
+    username: String,
+    email: String,
+    role: &str,
+) -> Result<CurrentUser, sqlx::Error> {
     let role = Role::parse(role).map_err(|error| sqlx::Error::Decode(error.into()))?;
     Ok(CurrentUser { id: UserId(id), username, email, role })
 }

@@ -178,7 +178,7 @@ pub mod ssr {
     }
 
     /// The features tab's data version: moved by every change to what the tab shows.
-    pub async fn generation(pool: &sqlx::PgPool) -> Result<i64, AppError> {
+    async fn generation(pool: &sqlx::PgPool) -> Result<i64, AppError> {
         Ok(sqlx::query_scalar!("SELECT generation FROM features_generation").fetch_one(pool).await?)
     }
 

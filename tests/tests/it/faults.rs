@@ -42,9 +42,9 @@ async fn the_console_rides_out_a_database_restart_without_being_restarted() {
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
     let cluster_dir = dir.0.join("postgres");
     let cluster = PrivateCluster::start(&cluster_dir).await.expect("the private cluster starts");
-    let pool = sqlx::postgres::PgPoolOptions::new()
+    // The console's own pool settings: how it hands out connections decides how it recovers.
+    let pool = server::database::pool_options()
         .max_connections(5)
-        .acquire_timeout(Duration::from_secs(3))
         .connect_with(cluster.connect_options())
         .await
         .unwrap();
@@ -89,6 +89,45 @@ async fn the_console_rides_out_a_database_restart_without_being_restarted() {
 
     pool.close().await;
     cluster.stop().await.unwrap();
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_connection_idle_for_a_while_is_checked_before_use_and_one_in_steady_use_is_not(pool: PgPool) {
+    let console = server::database::pool_options()
+        .max_connections(1)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let backend =
+        || async { sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(&console).await };
+    let cut = |pid: i32| {
+        let pool = pool.clone();
+        async move {
+            let cut: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+                .bind(pid)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert!(cut);
+        }
+    };
+
+    // In steady use a connection is not pinged first (that would double every query's round
+    // trips): cut just now, its next query fails once, and the one after gets a new connection.
+    let first = backend().await.unwrap();
+    // sqlx pings a connection as it is given back, in the background: let that finish first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cut(first).await;
+    assert!(backend().await.is_err(), "used straight away, unchecked");
+    let second = backend().await.unwrap();
+    assert_ne!(second, first);
+
+    // Idle for longer than CHECK_IDLE_AFTER, it is checked, found cut and replaced unseen.
+    cut(second).await;
+    tokio::time::sleep(server::database::CHECK_IDLE_AFTER + Duration::from_millis(300)).await;
+    let third = backend().await.expect("the cut connection was replaced before use");
+    assert_ne!(third, second);
+    console.close().await;
 }
 
 /// Starts a chat with a model whose reply takes about a second and a half, and returns the

@@ -2,6 +2,8 @@
 //! apply-to-all atomicity, concurrency, validation, the gateway health check, and the catalog's
 //! own checks.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::common::*;
@@ -785,4 +787,44 @@ async fn a_drawn_features_tab_is_kept_per_user_with_a_fresh_nonce_until_a_change
     // Anyone signed out is sent to sign in, never to a kept page.
     let response = new_client().get(first.url(path)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+/// A pool on the same database that counts its visits: each connection handed out, new or idle,
+/// is one trip to the database (a query outside a transaction, or a whole transaction).
+fn counting_pool(pool: &PgPool) -> (PgPool, Arc<AtomicUsize>) {
+    let visits = Arc::new(AtomicUsize::new(0));
+    let (on_reuse, on_connect) = (visits.clone(), visits.clone());
+    let counted = sqlx::postgres::PgPoolOptions::new()
+        .before_acquire(move |_, _| {
+            on_reuse.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(true) })
+        })
+        .after_connect(move |_, _| {
+            on_connect.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        })
+        .connect_lazy_with((*pool.connect_options()).clone());
+    (counted, visits)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_kept_features_tab_and_a_signed_in_no_op_each_visit_the_database_once(pool: PgPool) {
+    let (counted, visits) = counting_pool(&pool);
+    let app = TestApp::builder(counted).spawn_signed_in(Role::Admin).await;
+    add_model(&app, "Claude", "claude_3").await;
+    let path = "/admin/gitlab_duo/self_hosted/features";
+    assert_eq!(app.get(path).await.status(), StatusCode::OK, "drawn and kept");
+
+    // The sign-in guard reads the session, its user and the tab's generation in one query; the
+    // kept page needs nothing else.
+    let before = visits.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        assert_eq!(app.get(path).await.status(), StatusCode::OK);
+    }
+    assert_eq!(visits.load(Ordering::SeqCst) - before, 5, "one visit per kept features tab");
+    assert_eq!(features_tabs_answered(&app, "kept").await, 5);
+
+    let before = visits.load(Ordering::SeqCst);
+    assert_eq!(app.get("/api/current_user").await.status(), StatusCode::OK);
+    assert_eq!(visits.load(Ordering::SeqCst) - before, 1, "one visit for the signed-in user alone");
 }

@@ -362,15 +362,7 @@ async fn a_session_is_saved_only_when_it_changes_or_once_a_minute(pool: PgPool) 
     }
 
     // As if the last save were two minutes ago: the next request saves, moving the idle expiry.
-    use tower_sessions::SessionStore;
-    let store = server::sessions::SessionRows::new(app.pool.clone());
-    let id: String =
-        sqlx::query_scalar("SELECT id FROM tower_sessions.session").fetch_one(&app.pool).await.unwrap();
-    let mut record = store.load(&id.parse().unwrap()).await.unwrap().unwrap();
-    let two_minutes_ago = chrono::Utc::now() - chrono::TimeDelta::minutes(2);
-    record.data.insert(server::auth::SEEN_KEY.to_owned(), serde_json::json!(two_minutes_ago));
-    record.expiry_date -= tower_sessions::cookie::time::Duration::minutes(2);
-    store.save(&record).await.unwrap();
+    age_last_save(&app.pool).await;
     let aged = session_row(&app.pool).await;
 
     assert_eq!(app.get("/admin").await.status(), StatusCode::OK, "the log:\n{}", logs.text());
@@ -381,6 +373,64 @@ async fn a_session_is_saved_only_when_it_changes_or_once_a_minute(pool: PgPool) 
         aged.1,
         touched.1
     );
+}
+
+/// Makes the only session look as if it was last saved two minutes ago, as the store would
+/// have saved it (whatever its row says of its user stays as it is).
+async fn age_last_save(pool: &PgPool) {
+    use tower_sessions::SessionStore;
+    let store = server::sessions::SessionRows::new(pool.clone());
+    let (id, user_id): (String, Option<i64>) =
+        sqlx::query_as("SELECT id, user_id FROM tower_sessions.session").fetch_one(pool).await.unwrap();
+    let mut record = store.load(&id.parse().unwrap()).await.unwrap().unwrap();
+    let two_minutes_ago = chrono::Utc::now() - chrono::TimeDelta::minutes(2);
+    record.data.insert(server::sessions::SEEN_KEY.to_owned(), serde_json::json!(two_minutes_ago));
+    record.expiry_date -= tower_sessions::cookie::time::Duration::minutes(2);
+    store.save(&record).await.unwrap();
+    sqlx::query("UPDATE tower_sessions.session SET user_id = $1").bind(user_id).execute(pool).await.unwrap();
+}
+
+async fn user_of_the_session(pool: &PgPool) -> Option<i64> {
+    sqlx::query_scalar("SELECT user_id FROM tower_sessions.session").fetch_one(pool).await.unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_session_from_before_sessions_named_their_user_still_works_and_names_them_at_its_next_save(
+    pool: PgPool,
+) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    app.sign_in("ada", PASSWORD).await;
+    let ada: i64 =
+        sqlx::query_scalar("SELECT id FROM users WHERE username = 'ada'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(user_of_the_session(&app.pool).await, Some(ada), "a sign-in names its user");
+
+    // A session saved by the version before: its row names no one.
+    sqlx::query("UPDATE tower_sessions.session SET user_id = NULL").execute(&app.pool).await.unwrap();
+    assert_eq!(app.get("/admin").await.status(), StatusCode::OK, "still signed in");
+    assert_eq!(app.get("/admin/gitlab_duo/self_hosted/features").await.status(), StatusCode::OK);
+    assert_eq!(user_of_the_session(&app.pool).await, None, "read, not written");
+    // Its next save (the idle expiry's, once a minute) names the user.
+    age_last_save(&app.pool).await;
+    assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
+    assert_eq!(user_of_the_session(&app.pool).await, Some(ada));
+
+    // Such a session still ends with its user's sessions.
+    sqlx::query("UPDATE tower_sessions.session SET user_id = NULL").execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE users SET sessions_valid_after = now()").execute(&app.pool).await.unwrap();
+    assert_eq!(app.get("/admin").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(count(&app.pool, "SELECT count(*) FROM tower_sessions.session").await, 0, "forgotten");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_session_whose_user_is_deleted_ends_with_them(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let cookie = session_cookie(&app.sign_in("ada", PASSWORD).await).unwrap();
+    sqlx::query("DELETE FROM users WHERE username = 'ada'").execute(&app.pool).await.unwrap();
+    let replay = new_client().get(app.url("/admin")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    assert_eq!(count(&app.pool, "SELECT count(*) FROM tower_sessions.session").await, 0);
 }
 
 #[sqlx::test(migrations = "../migrations")]
