@@ -415,6 +415,20 @@ async fn a_session_from_before_sessions_named_their_user_still_works_and_names_t
     assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
     assert_eq!(user_of_the_session(&app.pool).await, Some(ada));
 
+    // A row naming someone other than the one the session holds signs in no one.
+    app.add_user("grace", Role::Admin).await;
+    let cookie = session_cookie(&app.sign_in("ada", PASSWORD).await).unwrap();
+    sqlx::query(
+        "UPDATE tower_sessions.session SET user_id = (SELECT id FROM users WHERE username = 'grace')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let mismatched = new_client().get(app.url("/admin")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(mismatched.status(), StatusCode::SEE_OTHER);
+    assert_eq!(count(&app.pool, "SELECT count(*) FROM tower_sessions.session").await, 0, "forgotten");
+    app.sign_in("ada", PASSWORD).await;
+
     // Such a session still ends with its user's sessions.
     sqlx::query("UPDATE tower_sessions.session SET user_id = NULL").execute(&app.pool).await.unwrap();
     sqlx::query("UPDATE users SET sessions_valid_after = now()").execute(&app.pool).await.unwrap();
