@@ -18,7 +18,7 @@ pub const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// How the console's pool hands out connections.
 ///
 /// sqlx pings every connection before handing it out by default: a second round trip for every
-/// query, which made a third of a kept features tab's time. Here only a connection that sat
+/// query, on a hot path that is mostly round trips (a kept features tab is one query). Here only a connection that sat
 /// idle for a while is checked (a database restart or a proxy may have cut it meanwhile); one
 /// in steady use is not, and should it break all the same, its one query fails (the page
 /// answers 503) and the connection is dropped for a new one.

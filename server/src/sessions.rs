@@ -35,7 +35,12 @@ pub const SEEN_KEY: &str = "seen_at";
 
 /// One value of a session's data, as tower-sessions' `Session::get` would read it.
 pub fn value<T: DeserializeOwned>(record: &Record, key: &str) -> Option<T> {
-    record.data.get(key).and_then(|value| serde_json::from_value(value.clone()).ok())
+    record.data.get(key).and_then(|value| T::deserialize(value).ok())
+}
+
+/// The user a session says signed in, for its row's `user_id`.
+fn user_of(record: &Record) -> Option<i64> {
+    value::<SignedIn>(record, SIGNED_IN_KEY).map(|signed_in| signed_in.user_id)
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +60,11 @@ fn encode(record: &Record) -> Result<Vec<u8>> {
     rmp_serde::to_vec(record).map_err(|error| Error::Encode(error.to_string()))
 }
 
+/// Decoded as the PostgreSQL store decodes it.
+fn decode(data: &[u8]) -> std::result::Result<Record, sqlx::Error> {
+    rmp_serde::from_slice(data).map_err(|error| sqlx::Error::Decode(error.into()))
+}
+
 fn backend(error: sqlx::Error) -> Error {
     Error::Backend(error.to_string())
 }
@@ -62,7 +72,7 @@ fn backend(error: sqlx::Error) -> Error {
 #[async_trait]
 impl SessionStore for SessionRows {
     async fn create(&self, record: &mut Record) -> Result<()> {
-        let user_id = value::<SignedIn>(record, SIGNED_IN_KEY).map(|signed_in| signed_in.user_id);
+        let user_id = user_of(record);
         loop {
             let inserted = sqlx::query!(
                 "INSERT INTO tower_sessions.session (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)
@@ -89,7 +99,7 @@ impl SessionStore for SessionRows {
             record.id.to_string(),
             encode(record)?,
             record.expiry_date,
-            value::<SignedIn>(record, SIGNED_IN_KEY).map(|signed_in| signed_in.user_id)
+            user_of(record)
         )
         .execute(&self.pool)
         .await
@@ -133,8 +143,7 @@ pub async fn find_signed_in(pool: &PgPool, id: &Id) -> std::result::Result<Optio
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let record: Record =
-        rmp_serde::from_slice(&row.data).map_err(|error| sqlx::Error::Decode(error.into()))?;
+    let record = decode(&row.data)?;
     let user = match (row.user_id, row.username, row.email, row.role, row.sessions_valid_after) {
         (Some(id), Some(username), Some(email), Some(role), Some(valid_after)) => {
             Some((crate::users::user_from_row(id, username, email, &role)?, valid_after))
