@@ -830,3 +830,18 @@ async fn a_kept_features_tab_and_a_signed_in_no_op_each_visit_the_database_once(
     // Its connections closed, so that the test's database can be dropped.
     app.pool.close().await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_admin_made_auditor_while_signed_in_is_one_at_their_next_request_kept_tab_or_not(pool: PgPool) {
+    let app = spawn_signed_in(pool, Role::Admin).await;
+    let claude = add_model(&app, "Claude", "claude_3").await;
+    let path = "/admin/gitlab_duo/self_hosted/features";
+    let offered = |page: &str, offered: bool| page.contains(&format!("can_add_models\\\":{offered}"));
+    assert!(offered(&app.get(path).await.text().await.unwrap(), true));
+    assert!(offered(&app.get(path).await.text().await.unwrap(), true), "kept");
+
+    // The role is read with the session at every request, not kept with it or with the page.
+    sqlx::query("UPDATE users SET role = 'auditor'").execute(&app.pool).await.unwrap();
+    assert!(offered(&app.get(path).await.text().await.unwrap(), false));
+    assert_eq!(app.choose("duo_chat", &claude.to_string()).await.status(), StatusCode::FORBIDDEN);
+}
