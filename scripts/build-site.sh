@@ -38,7 +38,13 @@ cp -r public/. "$site_root/"
 # no compression work per request (gzip always; brotli for a release bundle, when installed:
 # at its best setting it takes too long on a debug bundle to be worth it there).
 files=("$site_root/pkg/$name"{_bg.wasm,.js,.css})
-gzip -9 --keep --force "${files[@]}"
+# A release bundle's gzip copies come from zopfli, when installed: plain gzip that every browser
+# reads, 5% smaller than `gzip -9` (595 against 624 KB of wasm), for seconds of build time.
+if $release && command -v zopfli >/dev/null; then
+  zopfli "${files[@]}"
+else
+  gzip -9 --keep --force "${files[@]}"
+fi
 if $release && command -v brotli >/dev/null; then
   brotli --keep --force --best "${files[@]}"
 else

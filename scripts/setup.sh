@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --with-browser: what the browser tests need. --release: what the release bundle's size
-# levers need (wasm-opt, brotli); without them the bundle builds, only larger.
+# levers need (wasm-opt, brotli, zopfli); without them the bundle builds, only larger.
 with_browser=false
 release=false
 for arg in "$@"; do
@@ -32,6 +32,7 @@ fi
 if $release; then
   command -v npm >/dev/null || apt_packages+=(npm)
   command -v brotli >/dev/null || apt_packages+=(brotli)
+  command -v zopfli >/dev/null || apt_packages+=(zopfli)
 fi
 if ((${#apt_packages[@]})); then
   echo "setup: installing ${apt_packages[*]}"

@@ -48,7 +48,7 @@ pub struct AuditFilter {
 impl AuditFilter {
     /// The page's address with these filters, at `page`.
     pub fn link(&self, page: i64) -> String {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        let mut query = form_urlencoded::Serializer::new(String::new());
         query.append_pair("page", &page.to_string());
         for (name, value) in
             [("author", &self.author), ("action", &self.action), ("from", &self.from), ("to", &self.to)]
@@ -155,7 +155,7 @@ pub fn AuditEventsPage() -> impl IntoView {
         let get = |name: &str| query.get(name).unwrap_or_default();
         AuditFilter { author: get("author"), action: get("action"), from: get("from"), to: get("to") }
     };
-    let events = Resource::new(
+    let events = crate::page_data::resource(
         move || (page(), filter()),
         |(page, filter)| list_audit_events(page, filter.author, filter.action, filter.from, filter.to),
     );

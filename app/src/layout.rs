@@ -9,7 +9,7 @@ use crate::auth::fetch_current_user;
 
 #[component]
 pub fn AdminShell() -> impl IntoView {
-    let user = OnceResource::new(fetch_current_user());
+    let user = crate::page_data::once(fetch_current_user());
     view! {
         <div class="layout">
             <header class="top-bar">

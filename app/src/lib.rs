@@ -19,10 +19,12 @@ pub mod layout;
 pub mod modal;
 pub mod models;
 pub mod overview;
+pub mod page_data;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod tokens;
 pub mod unsaved;
+pub mod url_parts;
 pub mod when;
 
 use leptos::prelude::*;

@@ -52,7 +52,7 @@ mod ssr {
 
 #[component]
 pub fn AdminOverview() -> impl IntoView {
-    let overview = Resource::new(|| (), |_| load_overview());
+    let overview = crate::page_data::resource(|| (), |_| load_overview());
     view! {
         <leptos_meta::Title text="Admin area"/>
         <h1 class="page-title">"Admin area"</h1>

@@ -16,9 +16,9 @@ use crate::models::domain::status_time;
 pub fn HealthBlock() -> impl IntoView {
     let check = ServerAction::<RunHealthCheck>::new();
     let save_schedule = ServerAction::<SaveSchedule>::new();
-    let readiness = Resource::new(|| (), |_| load_readiness());
-    let gateway = Resource::new(move || check.version().get(), |_| load_gateway_reachability());
-    let schedule = Resource::new(move || save_schedule.version().get(), |_| load_schedule());
+    let readiness = crate::page_data::resource(|| (), |_| load_readiness());
+    let gateway = crate::page_data::resource(move || check.version().get(), |_| load_gateway_reachability());
+    let schedule = crate::page_data::resource(move || save_schedule.version().get(), |_| load_schedule());
     view! {
         <section class="settings-section health" aria-labelledby="health-heading">
             <h2 id="health-heading">"Health"</h2>

@@ -29,11 +29,11 @@ pub fn ConfigurationPage() -> impl IntoView {
             saved.update(|count| *count += 1);
         }
     });
-    let settings = Resource::new(move || saved.get(), |_| load_configuration());
+    let settings = crate::page_data::resource(move || saved.get(), |_| load_configuration());
     // Only on the first drawing: after a refused save without JavaScript, what was typed.
-    let draft = OnceResource::new(take_configuration_draft());
+    let draft = crate::page_data::once(take_configuration_draft());
     // What turning beta off would hide, listed before it is saved.
-    let hidden = Resource::new(move || saved.get(), |_| features_hidden_without_beta());
+    let hidden = crate::page_data::resource(move || saved.get(), |_| features_hidden_without_beta());
     view! {
         <Title text="Configuration"/>
         <div class="page-heading">

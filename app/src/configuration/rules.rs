@@ -19,10 +19,10 @@ pub fn parse_gateway_url(value: &str) -> Result<Option<String>, &'static str> {
     if value.is_empty() {
         return Ok(None);
     }
-    let url = url::Url::parse(value).map_err(|_| GATEWAY_URL_INVALID)?;
+    let url = crate::url_parts::parse(value).ok_or(GATEWAY_URL_INVALID)?;
     let absolute =
         value.split_once("://").is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
-    if !matches!(url.scheme(), "http" | "https") || !absolute || value.chars().count() > 2048 {
+    if !matches!(url.scheme.as_str(), "http" | "https") || !absolute || value.chars().count() > 2048 {
         return Err(GATEWAY_URL_INVALID);
     }
     Ok(Some(value.to_owned()))

@@ -65,7 +65,7 @@ pub fn AiFeaturesPage() -> impl IntoView {
     let undo = ServerAction::<UndoApplyToAll>::new();
     // Bumped when a "Test all" ends: the statuses changed.
     let tested = RwSignal::new(0_u32);
-    let features = Resource::new(
+    let features = crate::page_data::resource(
         move || (update.version().get(), apply.version().get(), undo.version().get(), tested.get()),
         |_| load_features(),
     );

@@ -193,13 +193,12 @@ impl Endpoint {
         if value.split_once("://").is_none_or(|(_, rest)| rest.starts_with('/')) {
             return Err(ENDPOINT_INVALID);
         }
-        let url = url::Url::parse(value).map_err(|_| ENDPOINT_INVALID)?;
-        let has_host = url.host_str().is_some_and(|host| !host.is_empty());
-        if !matches!(url.scheme(), "http" | "https") || !has_host {
+        let url = crate::url_parts::parse(value).ok_or(ENDPOINT_INVALID)?;
+        if !matches!(url.scheme.as_str(), "http" | "https") || url.host.is_empty() {
             return Err(ENDPOINT_INVALID);
         }
         // Credentials in a URL are shown wherever the endpoint is (the list, the audit trail).
-        if !url.username().is_empty() || url.password().is_some() {
+        if url.has_credentials {
             return Err(ENDPOINT_WITH_CREDENTIALS);
         }
         // Kept as typed (not as the parser reformats it): the admin recognises their own URL.
@@ -211,12 +210,15 @@ impl Endpoint {
     }
 
     /// Scheme, host and port: what a stored API key is bound to.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn origin(&self) -> String {
         origin_of(&self.0).unwrap_or_default()
     }
 }
 
 /// The origin (scheme, host and port) of a stored endpoint, if it is a URL.
+// The server's alone (the bundle never needs an origin), so the bundle carries no `url` crate.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn origin_of(endpoint: &str) -> Option<String> {
     url::Url::parse(endpoint.trim()).ok().map(|url| url.origin().ascii_serialization())
 }

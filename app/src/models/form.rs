@@ -37,7 +37,7 @@ pub fn EditModelPage() -> impl IntoView {
 
 #[component]
 fn ModelFormPage(id: Option<i64>) -> impl IntoView {
-    let data = Resource::new(move || id, load_model_form);
+    let data = crate::page_data::resource(move || id, load_model_form);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {

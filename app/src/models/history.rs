@@ -67,7 +67,7 @@ mod ssr {
 pub fn ModelHistoryPage() -> impl IntoView {
     let params = use_params_map();
     let id = params.read_untracked().get("id").and_then(|id| id.parse::<i64>().ok());
-    let history = Resource::new(
+    let history = crate::page_data::resource(
         move || id,
         |id| async move {
             match id {

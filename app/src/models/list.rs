@@ -22,8 +22,10 @@ pub fn SelfHostedModelsPage() -> impl IntoView {
     let page = move || query.read().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1);
     let delete = ServerAction::<DeleteModel>::new();
     // Re-read the list after each delete.
-    let models =
-        Resource::new(move || (search(), page(), delete.version().get()), |(s, p, _)| list_models(s, p));
+    let models = crate::page_data::resource(
+        move || (search(), page(), delete.version().get()),
+        |(s, p, _)| list_models(s, p),
+    );
     let to_delete = RwSignal::new(None::<ModelRow>);
     let to_test = RwSignal::new(None::<ModelRow>);
     // The model whose "Test" opened the chat box: the list is read again when the box closes
@@ -116,7 +118,7 @@ fn ModelsTable(
         let mut href = format!("/admin/gitlab_duo/self_hosted/models?page={page}");
         if !search.is_empty() {
             href.push_str("&search=");
-            href.push_str(&url::form_urlencoded::byte_serialize(search.as_bytes()).collect::<String>());
+            href.push_str(&form_urlencoded::byte_serialize(search.as_bytes()).collect::<String>());
         }
         href
     };

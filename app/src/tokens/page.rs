@@ -13,7 +13,10 @@ use crate::form_field::FormField;
 pub fn PersonalAccessTokensPage() -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| load_tokens());
+    let tokens = crate::page_data::resource(
+        move || (create.version().get(), revoke.version().get()),
+        |_| load_tokens(),
+    );
     view! {
         <Title text="Personal access tokens"/>
         <div class="page-heading">

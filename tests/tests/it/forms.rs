@@ -95,3 +95,53 @@ async fn without_javascript_a_refused_configuration_comes_back_as_typed_with_its
     assert!(!again.contains("ftp://gateway.example"), "what was typed is shown once");
     assert!(again.contains(r#"value="60""#), "then the saved values again");
 }
+
+/// The model form checks the endpoint as the admin leaves it, in the browser: the bundle reads
+/// URLs with the browser's own parser (it carries no URL crate), which must answer as the
+/// server's does. Each message is the server's own text for that value.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_model_form_checks_the_endpoint_with_the_browsers_own_url_parser(pool: PgPool) {
+    use app::models::domain::{ENDPOINT_INVALID, ENDPOINT_WITH_CREDENTIALS, Endpoint};
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let browser = Browser::start().await;
+
+    browser
+        .run("endpoint-check", |b| async move {
+            let base = app.address.clone();
+            b.sign_in_as(&base, "ada").await;
+            b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models/new")).await.unwrap();
+            // The check runs in the browser bundle: typed before it hydrates, no one checks.
+            b.find(Locator::Css("html[data-hydrated='true']")).await;
+            let error = "//p[@id='model-endpoint-error']";
+            let cases = [
+                ("http://ada:secret@vllm:8000/v1", Some(ENDPOINT_WITH_CREDENTIALS)),
+                ("vllm:8000/v1", Some(ENDPOINT_INVALID)),
+                ("http://vllm:99999/v1", Some(ENDPOINT_INVALID)),
+                ("ftp://vllm/v1", Some(ENDPOINT_INVALID)),
+                ("https://vLLM.internal:8443/v1?user=a@b", None),
+            ];
+            for (typed, expected) in cases {
+                // The server's rule says the same of each value.
+                let server = Endpoint::parse(typed).err();
+                assert_eq!(server, expected, "the server's rule for {typed}");
+                let endpoint = b.field("Endpoint").await;
+                endpoint.clear().await.unwrap();
+                endpoint.send_keys(typed).await.unwrap();
+                // Leaving the field (for another field, not the submit button) checks it.
+                b.field("Deployment name").await.click().await.unwrap();
+                match expected {
+                    Some(message) => {
+                        let shown = b.find(Locator::XPath(error)).await.text().await.unwrap();
+                        assert_eq!(shown, message, "the browser's check of {typed}");
+                    }
+                    None => {
+                        b.find(Locator::Css("#model-endpoint[aria-invalid='false']")).await;
+                        let shown = b.client.find_all(Locator::XPath(error)).await.unwrap();
+                        assert!(shown.is_empty(), "{typed} is a valid endpoint");
+                    }
+                }
+            }
+        })
+        .await;
+}
