@@ -1,5 +1,6 @@
 //! The pages' data, loaded on the server and carried in the page's HTML to the browser bundle,
-//! which reads it there instead of asking again. Every page makes its resources here.
+//! which reads it there instead of asking again. Every page makes its resources here (clippy
+//! refuses Leptos's own constructors: `clippy.toml`).
 //!
 //! Why not Leptos's `Resource::new`: it decodes that HTML with `serde_json::from_str`, while a
 //! server function's reply is decoded with `serde_json::from_slice`. The two readers are two
