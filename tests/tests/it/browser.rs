@@ -114,6 +114,12 @@ impl Page {
             .unwrap_or_else(|error| panic!("{locator:?} did not appear: {error}"))
     }
 
+    /// Waits until the browser bundle has hydrated the page (on a slow link too): before that,
+    /// its controls are the server's HTML, with no handlers.
+    pub(crate) async fn hydrated(&self) {
+        self.find(Locator::Css("html[data-hydrated]")).await;
+    }
+
     pub(crate) async fn text_appears(&self, text: &str) {
         let xpath = format!("//*[contains(normalize-space(.), {})]", xpath_literal(text));
         self.find(Locator::XPath(&xpath)).await;
@@ -547,7 +553,7 @@ async fn an_admin_adds_an_azure_openai_model_sees_the_hints_follow_and_says_hell
             // The identifier's hint follows the platform and the family, as in GitLab.
             // The hints follow the dropdowns once the page is interactive: a choice made before
             // would stay on screen (and be saved) while the hints lag behind.
-            b.find(Locator::Css("html[data-hydrated]")).await;
+            b.hydrated().await;
             b.field("Deployment name").await.send_keys("GPT-4o on Azure").await.unwrap();
             b.select("Model family", "GPT").await;
             b.text_appears("Provide the model identifier in the form of provider/model-name").await;

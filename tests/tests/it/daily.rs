@@ -150,16 +150,6 @@ async fn path_comes_to(b: &Page, part: &str) -> String {
     panic!("the address never came to contain {part}: {}", b.path().await);
 }
 
-/// Waits until the browser bundle has hydrated the page (on a slow link too).
-async fn hydrated(b: &Page) {
-    b.client
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css("html[data-hydrated]"))
-        .await
-        .expect("the page hydrates");
-}
-
 async fn is_hydrated(b: &Page) -> bool {
     b.client
         .execute("return document.documentElement.hasAttribute('data-hydrated');", vec![])
@@ -246,7 +236,7 @@ async fn apply_to_all_names_the_model_and_undoes_and_toasts_close_by_themselves(
             let base = app.address.clone();
             b.sign_in_as(&base, "ada").await;
             b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/features")).await.unwrap();
-            hydrated(&b).await;
+            b.hydrated().await;
 
             b.find(Locator::XPath("//tr[@data-feature='duo_chat']//button[normalize-space()='Apply to all']"))
                 .await
@@ -352,7 +342,7 @@ async fn last_test_says_when_and_why_and_unsaved_values_are_not_recorded(pool: P
 
             // Testing edited, unsaved values shows the outcome but does not record it.
             b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models/{id}/edit")).await.unwrap();
-            hydrated(&b).await;
+            b.hydrated().await;
             let identifier = b.field("Model identifier").await;
             identifier.clear().await.unwrap();
             identifier.send_keys("custom_openai/missing-model").await.unwrap();
@@ -389,7 +379,7 @@ async fn last_test_says_when_and_why_and_unsaved_values_are_not_recorded(pool: P
 
             // The health check runs on the URL in the field, and says which, saved or not.
             b.client.goto(&format!("{base}/admin/gitlab_duo/configuration")).await.unwrap();
-            hydrated(&b).await;
+            b.hydrated().await;
             b.field("Local AI Gateway URL").await.send_keys(&gateway).await.unwrap();
             b.button("Run health check").await.click().await.unwrap();
             b.text_appears(&format!(
@@ -553,7 +543,7 @@ async fn on_a_slow_link_a_click_before_hydration_is_not_lost(pool: PgPool) {
             assert!(done, "the click before hydration applied the model to all");
 
             // Once hydrated, the bundle's controls work.
-            hydrated(&b).await;
+            b.hydrated().await;
             let test = b.find(Locator::XPath("//tr[@data-feature='duo_chat']//button[normalize-space()='Test']")).await;
             assert!(test.attr("disabled").await.unwrap().is_none());
 
@@ -562,7 +552,7 @@ async fn on_a_slow_link_a_click_before_hydration_is_not_lost(pool: PgPool) {
             let delete = b.find(Locator::XPath("//tr[@data-model-name='Claude']//button[normalize-space()='Delete']")).await;
             assert!(!is_hydrated(&b).await);
             assert!(delete.attr("disabled").await.unwrap().is_some(), "Delete waits for the bundle");
-            hydrated(&b).await;
+            b.hydrated().await;
             b.find(Locator::XPath("//tr[@data-model-name='Claude']//button[normalize-space()='Delete'][not(@disabled)]"))
                 .await
                 .click()
@@ -577,7 +567,7 @@ async fn on_a_slow_link_a_click_before_hydration_is_not_lost(pool: PgPool) {
             b.select("Platform", "Amazon Bedrock").await;
             b.select("Model family", "Claude").await;
             assert!(!is_hydrated(&b).await, "the page hydrated too soon for this test");
-            hydrated(&b).await;
+            b.hydrated().await;
             b.field("Deployment name").await.send_keys(", and later").await.unwrap();
             assert_eq!(
                 b.field("Deployment name").await.prop("value").await.unwrap().as_deref(),
@@ -613,7 +603,7 @@ async fn forms_warn_before_unsaved_changes_are_left_and_beta_off_lists_what_it_h
             let base = app.address.clone();
             b.sign_in_as(&base, "ada").await;
             b.client.goto(&format!("{base}/admin/gitlab_duo/configuration")).await.unwrap();
-            hydrated(&b).await;
+            b.hydrated().await;
 
             // Beta off, not saved: the features it would hide are listed, with their models.
             b.find(Locator::XPath("//input[@id=//label[normalize-space()='Use beta models and features in GitLab Duo Self-Hosted']/@for]"))
@@ -654,7 +644,7 @@ async fn forms_warn_before_unsaved_changes_are_left_and_beta_off_lists_what_it_h
 
             // Switching platform keeps what was typed for the other one.
             b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models/new")).await.unwrap();
-            hydrated(&b).await;
+            b.hydrated().await;
             b.select("Platform", "API").await;
             b.field("Endpoint").await.send_keys("http://vllm.internal:8000/v1").await.unwrap();
             b.field("API Key (optional)").await.send_keys("typed-key").await.unwrap();
@@ -729,7 +719,7 @@ async fn the_changed_pages_at_1280_and_390_px_are_whole(pool: PgPool) {
                 };
 
                 b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models")).await.unwrap();
-                hydrated(&b).await;
+                b.hydrated().await;
                 b.text_appears("42 minutes ago").await;
                 crate::browser::save_screenshot(&b, &shot("models-last-test")).await;
                 whole(b.clone(), shot("models")).await;
@@ -746,7 +736,7 @@ async fn the_changed_pages_at_1280_and_390_px_are_whole(pool: PgPool) {
                 b.button("Close").await.click().await.unwrap();
 
                 b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/features")).await.unwrap();
-                hydrated(&b).await;
+                b.hydrated().await;
                 b.find(Locator::XPath(
                     "//tr[@data-feature='duo_chat']//button[normalize-space()='Apply to all']",
                 ))
@@ -768,7 +758,7 @@ async fn the_changed_pages_at_1280_and_390_px_are_whole(pool: PgPool) {
                 b.text_appears("Restored the previous models").await;
 
                 b.client.goto(&format!("{base}/admin/gitlab_duo/configuration")).await.unwrap();
-                hydrated(&b).await;
+                b.hydrated().await;
                 b.find(Locator::Id("beta-enabled")).await.click().await.unwrap();
                 b.find(Locator::Css("[data-testid=beta-off-warning]")).await;
                 b.button("Run health check").await.click().await.unwrap();
@@ -781,7 +771,7 @@ async fn the_changed_pages_at_1280_and_390_px_are_whole(pool: PgPool) {
                     .goto(&format!("{base}/admin/gitlab_duo/self_hosted/models/{id}/edit"))
                     .await
                     .unwrap();
-                hydrated(&b).await;
+                b.hydrated().await;
                 b.button("Test connection").await;
                 crate::browser::save_screenshot(&b, &shot("model-form")).await;
                 whole(b.clone(), shot("model form")).await;

@@ -112,7 +112,7 @@ async fn the_model_form_checks_the_endpoint_with_the_browsers_own_url_parser(poo
             b.sign_in_as(&base, "ada").await;
             b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models/new")).await.unwrap();
             // The check runs in the browser bundle: typed before it hydrates, no one checks.
-            b.find(Locator::Css("html[data-hydrated='true']")).await;
+            b.hydrated().await;
             let error = "//p[@id='model-endpoint-error']";
             let cases = [
                 ("http://ada:secret@vllm:8000/v1", Some(ENDPOINT_WITH_CREDENTIALS)),

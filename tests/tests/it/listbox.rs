@@ -56,7 +56,7 @@ async fn the_model_dropdown_searches_and_works_by_keyboard_and_arrows_never_save
             // Twice: the second answer is the page the server kept from the first, with a new
             // nonce, and it must hydrate as the drawn one does (the rest of this test uses it).
             b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted")).await.unwrap();
-            b.find(Locator::Css("html[data-hydrated]")).await;
+            b.hydrated().await;
             b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted")).await.unwrap();
             assert_eq!(features_tabs_answered(&app, "kept").await, 1);
             let general = "//button[@id='feature-duo_chat-trigger']";

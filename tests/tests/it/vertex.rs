@@ -314,7 +314,7 @@ async fn an_admin_adds_a_gemini_and_a_claude_model_on_vertex_ai_and_says_hello_t
             ];
             for (name, family, location, model, _) in models {
                 b.client.goto(&format!("{base}/admin/gitlab_duo/self_hosted/models/new")).await.unwrap();
-                b.find(Locator::Css("html[data-hydrated]")).await;
+                b.hydrated().await;
                 b.field("Deployment name").await.send_keys(name).await.unwrap();
                 b.select("Platform", "Google Vertex AI").await;
                 b.select("Model family", family).await;
