@@ -56,5 +56,7 @@ mod tests {
         assert_eq!(parse("models.example.com/v1"), None);
         assert_eq!(parse("http://exa mple.com"), None);
         assert_eq!(parse("http://vllm:99999/v1"), None, "a port out of range");
+        // International host names are read as their ASCII form, as the browser reads them.
+        assert_eq!(parse("http://bücher.example/v1").unwrap().host, "xn--bcher-kva.example");
     }
 }

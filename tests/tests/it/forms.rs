@@ -120,6 +120,7 @@ async fn the_model_form_checks_the_endpoint_with_the_browsers_own_url_parser(poo
                 ("http://vllm:99999/v1", Some(ENDPOINT_INVALID)),
                 ("ftp://vllm/v1", Some(ENDPOINT_INVALID)),
                 ("https://vLLM.internal:8443/v1?user=a@b", None),
+                ("http://bücher.example/v1", None),
             ];
             for (typed, expected) in cases {
                 // The server's rule says the same of each value.
