@@ -67,7 +67,17 @@ pub async fn load_schedule() -> Result<Schedule, AppError> {
 /// schedule in words.
 #[server(endpoint = "update_check_schedule")]
 pub async fn save_schedule(interval_minutes: String) -> Result<String, AppError> {
-    ssr::save_schedule(interval_minutes).await.map_err(AppError::respond)
+    let saved = ssr::save_schedule(interval_minutes).await;
+    // A refused interval comes back at its field (`error::refused`); anything else is said here.
+    let flash = match &saved {
+        Ok(message) => Some(crate::flash::Flash::notice(message)),
+        Err(AppError::Validation(_)) => None,
+        Err(error) => Some(crate::flash::Flash::refusal(error, crate::error::INTERNAL_MESSAGE)),
+    };
+    if let Some(flash) = flash {
+        crate::flash::ssr::keep(flash.about(crate::flash::SCHEDULE)).await;
+    }
+    saved.map_err(AppError::respond)
 }
 
 #[cfg(feature = "ssr")]

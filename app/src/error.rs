@@ -72,6 +72,22 @@ impl FromServerFnError for AppError {
     }
 }
 
+/// The error a plain form post to the server function `S` came back with, for the page being
+/// drawn on the server: Leptos puts it in the address it redirects to (`__err`, `__path`). `None`
+/// in the browser: an island gets it from the server's page, as a prop.
+pub fn refused<S: leptos::server_fn::ServerFn>() -> Option<AppError> {
+    #[cfg(feature = "ssr")]
+    {
+        use leptos::server_fn::error::ServerFnUrlError;
+        let error = leptos::prelude::use_context::<leptos::prelude::ServerActionError>()?;
+        (error.path() == S::PATH).then(|| ServerFnUrlError::<AppError>::decode_err(error.err()))
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        None
+    }
+}
+
 #[cfg(feature = "ssr")]
 pub use ssr::*;
 

@@ -2,7 +2,7 @@
 //! a sidebar whose "GitLab Duo" group leads to Configuration and Model configuration.
 
 use leptos::prelude::*;
-use leptos_router::components::{A, Outlet};
+use leptos_router::components::Outlet;
 use leptos_router::hooks::use_location;
 
 use crate::auth::fetch_current_user;
@@ -52,18 +52,21 @@ pub fn AdminShell() -> impl IntoView {
     }
 }
 
+/// A plain link: every page is loaded whole from the server. The current section's link is
+/// marked for the eye and for assistive technology.
 #[component]
 fn SidebarLink(href: &'static str, label: &'static str) -> impl IntoView {
-    let location = use_location();
+    let path = use_location().pathname.get_untracked();
     // A section stays highlighted on its sub-pages; "Overview" only on itself.
-    let active = move || {
-        let path = location.pathname.get();
-        if href == "/admin" { path == href } else { path.starts_with(href) }
-    };
+    let active = if href == "/admin" { path == href } else { path.starts_with(href) };
     view! {
-        <A href=href attr:class=move || if active() { "sidebar-link active" } else { "sidebar-link" }>
+        <a
+            href=href
+            class=if active { "sidebar-link active" } else { "sidebar-link" }
+            aria-current=if path == href { Some("page") } else { active.then_some("true") }
+        >
             {label}
-        </A>
+        </a>
     }
 }
 

@@ -1,6 +1,8 @@
 //! The Duo Self-Hosted admin console: pages, shared domain types and server functions.
-//! Compiled twice: with `ssr` into the server, with `hydrate` into the browser bundle.
-//! Server-only code sits in `ssr` modules beside the page it serves.
+//! Compiled twice: with `ssr` into the server, with `hydrate` into the browser bundle. Pages are
+//! drawn on the server alone (Leptos's islands); the bundle holds only the islands, the
+//! interactive widgets, which hydrate where they stand. Server-only code sits in `ssr` modules
+//! beside the page it serves.
 
 pub mod audit;
 pub mod auth;
@@ -12,6 +14,7 @@ pub mod configuration;
 pub mod drafts;
 pub mod error;
 pub mod features;
+pub mod flash;
 pub mod form_field;
 pub mod gateway;
 pub mod hydration;
@@ -20,6 +23,7 @@ pub mod modal;
 pub mod models;
 pub mod overview;
 pub mod page_data;
+pub mod refresh;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod tokens;
@@ -57,7 +61,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.ico"/>
                 // Here, not in `App`: the server alone knows the bundle's versioned folder.
                 <link rel="stylesheet" href=format!("/{}/{OUTPUT_NAME}.css", options.site_pkg_dir)/>
-                <HydrationScripts options/>
+                // Islands: only the interactive widgets are hydrated, each where it stands.
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>

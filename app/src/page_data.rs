@@ -1,16 +1,36 @@
-//! The pages' data, loaded on the server and carried in the page's HTML to the browser bundle,
-//! which reads it there instead of asking again. Every page makes its resources here (clippy
+//! The pages' data: loaded on the server for the page being drawn, and handed to an island (the
+//! browser's part of a page) as JSON in its props. Every page makes its resources here (clippy
 //! refuses Leptos's own constructors: `clippy.toml`).
 //!
-//! Why not Leptos's `Resource::new`: it decodes that HTML with `serde_json::from_str`, while a
-//! server function's reply is decoded with `serde_json::from_slice`. The two readers are two
-//! copies of every type's decoder in the bundle: 147 and 141 KB of its 2.35 MB before wasm-opt.
-//! Reading the page's data as bytes too leaves one copy.
+//! Why not Leptos's own readers: a resource made in an island, and an island's props, are
+//! decoded with `serde_json::from_str`, while a server function's reply is decoded with
+//! `serde_json::from_slice`. The two readers are two copies of every type's decoder in the
+//! bundle (they were 147 and 141 KB of its 2.35 MB before wasm-opt). Reading everything as bytes
+//! leaves one copy.
 
 use leptos::prelude::*;
 use leptos::server::codee::{Decoder, Encoder};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An island's prop that carries a page's data: JSON text inside the props' JSON, read as bytes
+/// (as server functions' replies are) so that its type's decoder is in the bundle once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IslandData<T>(pub T);
+
+impl<T: Serialize> Serialize for IslandData<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(&self.0).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&text)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for IslandData<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        serde_json::from_slice(text.as_bytes()).map(IslandData).map_err(serde::de::Error::custom)
+    }
+}
 
 /// JSON, read the way server functions' replies are read.
 pub struct PageJson;

@@ -1,7 +1,6 @@
 //! Unsaved changes are not left behind by accident: while a form holds changes, leaving the page
 //! asks first, whether by closing or reloading the tab (the browser's own `beforeunload`
-//! prompt) or by following a link of the console (which the router would otherwise follow
-//! without a page load, so without that prompt).
+//! prompt) or by following a link of the console, which asks in the console's own words.
 
 use leptos::prelude::*;
 
@@ -32,8 +31,7 @@ pub fn warn_before_leaving(dirty: Signal<bool>) {
                 event.set_return_value("");
             }
         })));
-        // On the document, so it runs before the router's own listener on the window (which
-        // ignores a click whose default was prevented).
+        // On the document: one listener for every link of the page, wherever it is.
         let on_click =
             Closure::<dyn Fn(leptos::web_sys::MouseEvent)>::new(move |event: leptos::web_sys::MouseEvent| {
                 let plain = event.button() == 0

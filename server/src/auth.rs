@@ -55,6 +55,30 @@ fn is_api(path: &str) -> bool {
     path.starts_with("/api/")
 }
 
+/// A page's form posted to a server function as plain HTML, whose answer the browser shows: a
+/// refusal goes back to the form's page with a flash saying why, never as JSON.
+fn is_plain_form_post(path: &str, request: &Request) -> bool {
+    is_api(path)
+        && request.method() == Method::POST
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The page a plain form was posted from: only the path and query of its `Referer`, so that a
+/// redirect back can never lead to another site.
+fn form_page(headers: &HeaderMap) -> String {
+    headers
+        .get(header::REFERER)
+        .and_then(|referer| referer.to_str().ok())
+        .and_then(|referer| referer.parse::<axum::http::Uri>().ok())
+        .and_then(|uri| uri.path_and_query().map(|page| page.as_str().to_owned()))
+        .filter(|page| page.starts_with('/') && !page.starts_with("//"))
+        .unwrap_or_else(|| DEFAULT_LANDING.to_owned())
+}
+
 /// What the guard needs: the app's state and the longest a session may last.
 #[derive(Clone)]
 pub struct Guard {
@@ -108,17 +132,32 @@ pub async fn require_sign_in(
             Redirect::to(DEFAULT_LANDING).into_response()
         }
         _ if path == SIGN_IN_PATH => next.run(request).await,
-        Some((user, generation)) => {
+        Some((user, generation, pending_flash)) => {
             if changes_something && !user.is_admin() && !SELF_SERVICE_PATHS.contains(&path.as_str()) {
+                if is_plain_form_post(&path, &request) {
+                    let refused = app::flash::Flash::alert(AppError::Forbidden.to_string());
+                    if let Err(error) = session.insert(app::flash::FLASH_KEY, refused).await {
+                        tracing::warn!(%error, "could not keep the refusal for the form's page");
+                    }
+                    return Redirect::to(&form_page(request.headers())).into_response();
+                }
                 return error_response(&path, AppError::Forbidden);
             }
             request.extensions_mut().insert(user);
             request.extensions_mut().insert(generation);
+            if pending_flash {
+                request.extensions_mut().insert(crate::page_cache::PendingFlash);
+            }
             let mut response = next.run(request).await;
             // What a signed-in user sees stays out of shared and browser caches (the back button
             // after sign-out, a proxy, the next person at a shared computer).
             response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
+        }
+        // Signed out meanwhile: a page's form leads to sign-in, and back to its page after.
+        None if is_plain_form_post(&path, &request) => {
+            let target = format!("{SIGN_IN_PATH}?redirect_to={}", urlencode(&form_page(request.headers())));
+            Redirect::to(&target).into_response()
         }
         None if is_api(&path) || request.method() != Method::GET => {
             error_response(&path, AppError::Unauthorized)
@@ -131,7 +170,8 @@ pub async fn require_sign_in(
     }
 }
 
-/// The signed-in user of this request, with the features tab's generation read beside them.
+/// The signed-in user of this request, with the features tab's generation read beside them, and
+/// whether a flash waits in the session.
 ///
 /// The session, its user and the generation come in one round trip (`sessions::find_signed_in`)
 /// and tower-sessions' own copy of the session is left unloaded: a request that only reads a
@@ -141,7 +181,7 @@ async fn signed_in_user(
     state: &AppState,
     session: &Session,
     max_age: chrono::TimeDelta,
-) -> Result<Option<(CurrentUser, FeaturesGeneration)>, AppError> {
+) -> Result<Option<(CurrentUser, FeaturesGeneration, bool)>, AppError> {
     let unavailable = |error: tower_sessions::session::Error| {
         tracing::error!(error = %error, "could not load the session");
         AppError::Unavailable
@@ -173,7 +213,9 @@ async fn signed_in_user(
         }
         session.insert(SEEN_KEY, now).await.map_err(unavailable)?;
     }
-    Ok(Some((user, FeaturesGeneration(found.features_generation))))
+    // A flash waits for the next page: that page is drawn for this one visit.
+    let pending_flash = found.record.data.contains_key(app::flash::FLASH_KEY);
+    Ok(Some((user, FeaturesGeneration(found.features_generation), pending_flash)))
 }
 
 pub const CROSS_SITE_MESSAGE: &str = "This request came from another site and was refused.";

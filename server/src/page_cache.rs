@@ -11,7 +11,8 @@
 //! What must differ on every answer is the Content-Security-Policy nonce: a kept page's nonce is
 //! replaced by a fresh one, in the HTML and in the header, so no two answers share one.
 //! A request with a query string is drawn afresh (a form's refusal comes back in one, and a
-//! flood of distinct queries must not fill memory); so is anything but a plain 200 page.
+//! flood of distinct queries must not fill memory); so is a page that shows a flash (a form's
+//! outcome, shown once), and anything but a plain 200 page.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,11 @@ const LARGEST_KEPT: usize = 2 * 1024 * 1024;
 /// in the same round trip (`sessions::find_signed_in`).
 #[derive(Debug, Clone, Copy)]
 pub struct FeaturesGeneration(pub i64);
+
+/// A flash waits in the session for the page being drawn (the outcome of a form just posted):
+/// that page is for this one visit, so it is neither answered from what is kept nor kept.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingFlash;
 
 /// What the middleware needs: this replica's pages, and the metrics that count them.
 #[derive(Clone)]
@@ -112,6 +118,9 @@ pub async fn features_pages(
     let (Some(path), true, None) = (path, request.method() == Method::GET, request.uri().query()) else {
         return next.run(request).await;
     };
+    if request.extensions().get::<PendingFlash>().is_some() {
+        return next.run(request).await;
+    }
     let Some(user) =
         request.extensions().get::<CurrentUser>().and_then(|user| serde_json::to_string(user).ok())
     else {

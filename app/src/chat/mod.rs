@@ -101,7 +101,8 @@ impl LineBuffer {
         let mut events = Vec::new();
         while let Some(end) = self.0.find('\n') {
             let line: String = self.0.drain(..=end).collect();
-            if let Ok(event) = serde_json::from_str(line.trim_end()) {
+            // Read as bytes, as server functions' replies are: one decoder per type in the bundle.
+            if let Ok(event) = serde_json::from_slice(line.trim_end().as_bytes()) {
                 events.push(event);
             }
         }

@@ -10,11 +10,44 @@ use super::api::{chat_with_feature, chat_with_model};
 use super::{ChatEvent, ChatMessage, Figures, LineBuffer, Speaker};
 
 /// What the chat box talks to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChatTarget {
     Model(i64),
     /// A feature: its own model, or the one it falls back to, with its prompt.
     Feature(String),
+}
+
+/// The island of a row's "Test": the button, usable once hydrated, and the chat box it opens.
+/// A test changes the row's last test and status: those parts of the page are read again when
+/// the box closes, and the focus goes back to this button.
+#[island]
+pub fn TestButton(target: ChatTarget, title: String) -> impl IntoView {
+    crate::hydration::provide_hydration();
+    let hydrated = crate::hydration::use_hydrated();
+    let open = RwSignal::new(false);
+    let model = match target {
+        ChatTarget::Model(id) => Some(id),
+        ChatTarget::Feature(_) => None,
+    };
+    let label = format!("Test {title}");
+    view! {
+        <button
+            type="button"
+            class="btn btn-sm"
+            data-test-model=model
+            aria-label=label.clone()
+            disabled=move || !hydrated.get()
+            on:click=move |_| open.set(true)
+        >
+            "Test"
+        </button>
+        {move || open.get().then(|| view! {
+            <ChatPanel target=target.clone() title=label.clone() on_close=Callback::new(move |_| {
+                open.set(false);
+                crate::refresh::refresh_page_parts();
+            })/>
+        })}
+    }
 }
 
 #[component]
@@ -132,7 +165,7 @@ pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> i
             let _ = streaming.try_set(false);
         });
     };
-    let elapsed = move || format!("{:.1} s", ((now.get() - asked_at.get()) / 1000.0).max(0.0));
+    let elapsed = move || tenths_of_seconds(now.get() - asked_at.get());
 
     // Copy, for the form's submit and the message's Enter alike.
     let send = Callback::new(move |()| send());
@@ -208,6 +241,13 @@ pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> i
     }
 }
 
+/// "1.5 s" for 1,520 ms, in whole numbers: formatting a float would add its formatter (about
+/// 10 KB) to the browser bundle for this one line.
+fn tenths_of_seconds(milliseconds: f64) -> String {
+    let tenths = (milliseconds.max(0.0) / 100.0) as u64;
+    format!("{}.{} s", tenths / 10, tenths % 10)
+}
+
 #[component]
 pub fn FiguresView(figures: Figures) -> impl IntoView {
     let tokens = |value: Option<i64>| value.map(|n| n.to_string()).unwrap_or_else(|| "--".to_owned());
@@ -219,5 +259,17 @@ pub fn FiguresView(figures: Figures) -> impl IntoView {
             <div><dt>"Output tokens"</dt><dd>{tokens(figures.output_tokens)}</dd></div>
             <div><dt>"Stop reason"</dt><dd>{figures.stop_reason.unwrap_or_else(|| "--".to_owned())}</dd></div>
         </dl>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_waiting_time_reads_in_tenths_of_a_second() {
+        assert_eq!(super::tenths_of_seconds(0.0), "0.0 s");
+        assert_eq!(super::tenths_of_seconds(-5.0), "0.0 s");
+        assert_eq!(super::tenths_of_seconds(1520.0), "1.5 s");
+        assert_eq!(super::tenths_of_seconds(99.9), "0.0 s");
+        assert_eq!(super::tenths_of_seconds(61_000.0), "61.0 s");
     }
 }

@@ -64,6 +64,9 @@ pub async fn save_configuration(
     if matches!(saved, Err(AppError::Validation(_))) && crate::error::is_plain_form_post() {
         ssr::keep_draft(draft).await;
     }
+    if saved.is_ok() {
+        crate::flash::ssr::keep(crate::flash::Flash::notice(super::rules::SAVED)).await;
+    }
     saved.map_err(AppError::respond)
 }
 
@@ -85,7 +88,15 @@ pub async fn take_configuration_draft() -> Result<Option<ConfigurationDraft>, Ap
 /// same last check.
 #[server(endpoint = "ai_gateway_health_check")]
 pub async fn run_health_check(#[server(default)] ai_gateway_url: String) -> Result<HealthCheck, AppError> {
-    ssr::health_check(ai_gateway_url).await.map_err(AppError::respond)
+    let checked = ssr::health_check(ai_gateway_url).await;
+    // The health block's button is a plain form: its page shows the stored check, and this.
+    let flash = match &checked {
+        Ok(check) if check.healthy => crate::flash::Flash::notice(&check.message),
+        Ok(check) => crate::flash::Flash::alert(&check.message),
+        Err(error) => crate::flash::Flash::refusal(error, crate::error::INTERNAL_MESSAGE),
+    };
+    crate::flash::ssr::keep(flash.about(crate::flash::GATEWAY)).await;
+    checked.map_err(AppError::respond)
 }
 
 /// The last AI Gateway reachability check of the URL now set, if any.
@@ -104,6 +115,9 @@ pub async fn load_gateway_reachability() -> Result<Option<HealthCheck>, AppError
 pub struct HealthCheck {
     pub healthy: bool,
     pub message: String,
+    /// Not read in the browser, which shows no date of a check it made itself: reading one would
+    /// bring the date parser into the bundle (the page shows the stored check's date).
+    #[cfg_attr(not(feature = "ssr"), serde(skip_deserializing))]
     pub checked_at: chrono::DateTime<chrono::Utc>,
 }
 

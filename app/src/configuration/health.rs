@@ -1,24 +1,24 @@
 //! The Configuration page's health block: "Features ready: 9 of 10" with the features that are
 //! not, the AI Gateway's reachability (the last check, stored, and a button to check again), and
-//! the schedule of the scheduled checks. Every figure is read from what the console stored, the
+//! the schedule of the scheduled checks. Drawn on the server; its forms are plain forms. Every figure is read from what the console stored, the
 //! same answer the features tab, the overview and `/metrics` give.
 
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 use super::api::{HealthCheck, RunHealthCheck, load_gateway_reachability};
 use crate::checks::{SaveSchedule, Schedule, load_schedule};
-use crate::error::AppError;
 use crate::features::api::{Readiness, load_readiness};
+use crate::flash::{Flash, FlashAlert, GATEWAY, SCHEDULE};
 use crate::form_field::FormField;
 use crate::models::domain::status_time;
 
+/// `flash`: the page's, shown here when it is about the gateway's check or the schedule.
 #[component]
-pub fn HealthBlock() -> impl IntoView {
-    let check = ServerAction::<RunHealthCheck>::new();
-    let save_schedule = ServerAction::<SaveSchedule>::new();
-    let readiness = crate::page_data::resource(|| (), |_| load_readiness());
-    let gateway = crate::page_data::resource(move || check.version().get(), |_| load_gateway_reachability());
-    let schedule = crate::page_data::resource(move || save_schedule.version().get(), |_| load_schedule());
+pub fn HealthBlock(flash: Option<Flash>) -> impl IntoView {
+    let readiness = crate::page_data::once(load_readiness());
+    let gateway = crate::page_data::once(load_gateway_reachability());
+    let schedule = crate::page_data::once(load_schedule());
     view! {
         <section class="settings-section health" aria-labelledby="health-heading">
             <h2 id="health-heading">"Health"</h2>
@@ -32,31 +32,33 @@ pub fn HealthBlock() -> impl IntoView {
             </Suspense>
             <h3>"AI Gateway reachability"</h3>
             <p class="form-text">"Whether the Local AI Gateway URL answers GitLab's health check (GET /monitoring/healthz). The models are checked on their own: by the scheduled checks below, Test all, and every test or chat."</p>
-            <Suspense fallback=|| ()>
-                {move || Suspend::new(async move {
-                    match gateway.await {
-                        Ok(Some(last)) => view! { <GatewayCheck last/> }.into_any(),
-                        Ok(None) => view! { <p class="gateway-check">"Not checked yet."</p> }.into_any(),
-                        Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
-                    }
-                })}
-            </Suspense>
-            <ActionForm action=check attr:class="inline-form">
-                <button type="submit" class="btn" disabled=move || check.pending().get()>"Check AI Gateway reachability"</button>
-            </ActionForm>
-            {move || check.pending().get().then(|| view! { <p class="loading" role="status">"Checking the AI Gateway…"</p> })}
-            {move || match check.value().get() {
-                Some(Err(error)) => Some(view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }),
-                _ => None,
-            }}
+            // Read again after "Run health check" above (`refresh.rs`).
+            <div data-refresh="gateway-check">
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match gateway.await {
+                            Ok(Some(last)) => view! { <GatewayCheck last/> }.into_any(),
+                            Ok(None) => view! { <p class="gateway-check">"Not checked yet."</p> }.into_any(),
+                            Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </div>
+            // A plain form: the page comes back with the stored check.
+            <form method="post" action=RunHealthCheck::url() class="inline-form">
+                <button type="submit" class="btn">"Check AI Gateway reachability"</button>
+            </form>
+            <FlashAlert flash=flash.clone() about=GATEWAY/>
             <h3>"Scheduled checks"</h3>
             <Suspense fallback=|| ()>
-                {move || Suspend::new(async move {
+                {move || {
+                    let flash = flash.clone();
+                    Suspend::new(async move {
                     match schedule.await {
-                        Ok(schedule) => view! { <ScheduleForm schedule save=save_schedule/> }.into_any(),
+                        Ok(schedule) => view! { <ScheduleForm schedule/> <FlashAlert flash about=SCHEDULE/> }.into_any(),
                         Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
                     }
-                })}
+                })}}
             </Suspense>
         </section>
     }
@@ -99,19 +101,19 @@ fn GatewayCheck(last: HealthCheck) -> impl IntoView {
     }
 }
 
+/// A plain form: the page comes back with the schedule saved and a notice, or with the
+/// interval's error at its field.
 #[component]
-fn ScheduleForm(schedule: Schedule, save: ServerAction<SaveSchedule>) -> impl IntoView {
-    let error = Signal::derive(move || match save.value().get() {
-        Some(Err(AppError::Validation(errors))) => errors.get("interval_minutes").cloned(),
-        _ => None,
-    });
+fn ScheduleForm(schedule: Schedule) -> impl IntoView {
+    let error =
+        crate::error::refused::<SaveSchedule>().and_then(|error| error.message_for("interval_minutes"));
     let rounds = match (schedule.last_round_at, schedule.next_due) {
         (_, None) => "Off: no model is checked unless someone tests it.".to_owned(),
         (None, Some(next)) => format!("Next round {}.", status_time(next)),
         (Some(last), Some(next)) => format!("Last round {}; next {}.", status_time(last), status_time(next)),
     };
     view! {
-        <ActionForm action=save attr:class="schedule-form">
+        <form method="post" action=SaveSchedule::url() class="schedule-form">
             <FormField
                 id="check-interval"
                 label="Check every"
@@ -132,12 +134,7 @@ fn ScheduleForm(schedule: Schedule, save: ServerAction<SaveSchedule>) -> impl In
                 </div>
             </FormField>
             <p class="form-text">{rounds}</p>
-            <button type="submit" class="btn" disabled=move || save.pending().get()>"Save schedule"</button>
-            {move || match save.value().get() {
-                Some(Ok(message)) => Some(view! { <div class="alert alert-success" role="status">{message}</div> }.into_any()),
-                Some(Err(AppError::Validation(_))) | None => None,
-                Some(Err(error)) => Some(view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any()),
-            }}
-        </ActionForm>
+            <button type="submit" class="btn">"Save schedule"</button>
+        </form>
     }
 }

@@ -4,6 +4,7 @@
 //! (`health.rs`).
 
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 use super::api::{
@@ -13,27 +14,20 @@ use super::api::{
 use super::health::HealthBlock;
 use crate::error::{AppError, FieldErrors};
 use crate::features::api::{HiddenFeature, features_hidden_without_beta};
+use crate::flash::FlashAlert;
 use crate::form_field::FormField;
+use crate::page_data::IslandData;
 
-pub const SAVED: &str = "Application settings saved successfully.";
-pub const SAVE_FAILED: &str = "An error occurred while updating your settings. Reload the page to try again.";
+pub use super::rules::{SAVE_FAILED, SAVED};
 
 #[component]
 pub fn ConfigurationPage() -> impl IntoView {
-    let save = ServerAction::<SaveConfiguration>::new();
-    // Read the settings again only after a save that succeeded: a refused one keeps what the
-    // admin typed on screen, beside its errors.
-    let saved = RwSignal::new(0u32);
-    Effect::new(move |_| {
-        if matches!(save.value().get(), Some(Ok(()))) {
-            saved.update(|count| *count += 1);
-        }
-    });
-    let settings = crate::page_data::resource(move || saved.get(), |_| load_configuration());
-    // Only on the first drawing: after a refused save without JavaScript, what was typed.
+    let settings = crate::page_data::once(load_configuration());
+    // After a refused save, what was typed.
     let draft = crate::page_data::once(take_configuration_draft());
     // What turning beta off would hide, listed before it is saved.
-    let hidden = crate::page_data::resource(move || saved.get(), |_| features_hidden_without_beta());
+    let hidden = crate::page_data::once(features_hidden_without_beta());
+    let flash = crate::page_data::once(crate::flash::take_for_page());
     view! {
         <Title text="Configuration"/>
         <div class="page-heading">
@@ -44,23 +38,49 @@ pub fn ConfigurationPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 let hidden = hidden.await.unwrap_or_default();
                 let draft = draft.await.ok().flatten();
+                let flash = flash.await;
+                // A refused save comes back to this page: its field errors go to the form.
+                let refused = crate::error::refused::<SaveConfiguration>();
+                let alert = match &refused {
+                    Some(AppError::Validation(_)) | None => None,
+                    Some(AppError::Forbidden) => Some(AppError::Forbidden.to_string()),
+                    Some(_) => Some(SAVE_FAILED.to_owned()),
+                };
                 match settings.await {
-                    Ok(settings) => view! { <ConfigurationForm settings draft save hidden/> }.into_any(),
+                    Ok(settings) => view! {
+                        <FlashAlert flash=flash.clone()/>
+                        {alert.map(|text| view! { <div class="alert alert-danger" role="alert">{text}</div> })}
+                        <ConfigurationForm
+                            settings=IslandData(settings)
+                            draft=IslandData(draft)
+                            hidden=IslandData(hidden)
+                            refused=IslandData(refused)
+                        />
+                    }
+                    .into_any(),
                     Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
                 }
             })}
         </Suspense>
-        <HealthBlock/>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move { view! { <HealthBlock flash=flash.await/> } })}
+        </Suspense>
     }
 }
 
-#[component]
+/// The island: the settings form, posted as a plain form; the server answers with this page,
+/// saved, or as typed with the errors (`refused`). The timeout is checked as it is typed, what
+/// turning beta off would hide is listed before it is saved, leaving with changes asks first,
+/// and "Run health check" checks the URL in the field in the page.
+#[island]
 fn ConfigurationForm(
-    settings: InstanceSettings,
-    draft: Option<ConfigurationDraft>,
-    save: ServerAction<SaveConfiguration>,
-    hidden: Vec<HiddenFeature>,
+    settings: IslandData<InstanceSettings>,
+    draft: IslandData<Option<ConfigurationDraft>>,
+    hidden: IslandData<Vec<HiddenFeature>>,
+    refused: IslandData<Option<AppError>>,
 ) -> impl IntoView {
+    crate::hydration::provide_hydration();
+    let (settings, draft, hidden) = (settings.0, draft.0, hidden.0);
     let was_on = settings.beta_enabled;
     // What "changed" compares with: the saved values.
     let initial = (
@@ -100,27 +120,31 @@ fn ConfigurationForm(
     // Before hydration (or with JavaScript off) the button stays usable: only the browser can
     // tell whether something changed.
     let hydrated = crate::hydration::use_hydrated();
+    // Posted: the browser is leaving for the server's answer.
+    let submitting = RwSignal::new(false);
     // Leaving with changes asks first; a save under way is not "leaving changes".
     crate::unsaved::warn_before_leaving(Signal::derive({
         let changed = changed.clone();
-        move || changed() && !save.pending().get()
+        move || changed() && !submitting.get()
     }));
-    let errors = move || match save.value().get() {
-        Some(Err(AppError::Validation(errors))) => errors,
+    let refused_fields = match refused.0 {
+        Some(AppError::Validation(errors)) => errors,
         _ => FieldErrors::new(),
     };
+    // After a refused save, focus goes to the first field in error, once the page can take it.
+    let was_refused = !refused_fields.is_empty();
+    let errors = StoredValue::new(refused_fields);
     // The timeout is checked as it is typed (the rule the server applies); the URLs on save.
     let timeout_error = move || super::rules::parse_timeout(&timeout.get()).err().map(str::to_owned);
     let error_for = move |field: &'static str| {
         Signal::derive(move || {
             let typed =
                 (field == "ai_gateway_timeout_seconds" && hydrated.get()).then(timeout_error).flatten();
-            typed.or_else(|| errors().get(field).cloned())
+            typed.or_else(|| errors.with_value(|errors| errors.get(field).cloned()))
         })
     };
-    // After a refused save, focus goes to the first field in error.
     Effect::new(move |_| {
-        if matches!(save.value().get(), Some(Err(AppError::Validation(_)))) {
+        if was_refused {
             request_animation_frame(|| {
                 use leptos::wasm_bindgen::JsCast;
                 if let Some(field) = leptos::prelude::document()
@@ -134,17 +158,25 @@ fn ConfigurationForm(
             });
         }
     });
-    let health = ServerAction::<RunHealthCheck>::new();
+    let health = crate::hydration::island_action::<RunHealthCheck>();
+    // A check of the saved URL is stored: the health block's last check is read again.
+    Effect::new(move |_| {
+        if health.value().with(|result| matches!(result, Some(Ok(_)))) {
+            crate::refresh::refresh_page_parts();
+        }
+    });
     let (initial_timeout, initial_gateway, initial_agent) = (shown.1, shown.2, shown.3);
 
+    let on_submit = move |event: leptos::ev::SubmitEvent| {
+        if submitting.get_untracked() || timeout_error().is_some() {
+            event.prevent_default();
+        } else {
+            submitting.set(true);
+        }
+    };
+
     view! {
-        {move || match save.value().get() {
-            Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">{SAVED}</div> }.into_any()),
-            Some(Err(AppError::Validation(_))) | None => None,
-            Some(Err(AppError::Forbidden)) => Some(view! { <div class="alert alert-danger" role="alert">{AppError::Forbidden.to_string()}</div> }.into_any()),
-            Some(Err(_)) => Some(view! { <div class="alert alert-danger" role="alert">{SAVE_FAILED}</div> }.into_any()),
-        }}
-        <ActionForm action=save attr:class="settings-form">
+        <form method="post" action=SaveConfiguration::url() class="settings-form" on:submit=on_submit>
             <section class="settings-section">
                 <h2>"Self-hosted beta models and features"</h2>
                 <div class="form-check">
@@ -239,7 +271,7 @@ fn ConfigurationForm(
                 <button
                     type="submit"
                     class="btn btn-confirm"
-                    disabled=move || hydrated.get() && (!changed() || save.pending().get() || timeout_error().is_some())
+                    disabled=move || hydrated.get() && (!changed() || submitting.get() || timeout_error().is_some())
                 >
                     "Save changes"
                 </button>
@@ -257,7 +289,7 @@ fn ConfigurationForm(
                 </button>
             </div>
             <p class="form-text" id="health-check-help">"The health check calls the Local AI Gateway URL above, saved or not."</p>
-        </ActionForm>
+        </form>
         {move || health.pending().get().then(|| view! { <p class="loading" role="status">"Checking the AI Gateway…"</p> })}
         {move || health.value().get().map(|result| match result {
             Ok(check) => view! {

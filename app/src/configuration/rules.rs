@@ -1,6 +1,9 @@
 //! The rules of GitLab Duo's instance settings, as functions that parse: used by the page as the
 //! admin types and by the server before saving, with GitLab's messages.
 
+pub const SAVED: &str = "Application settings saved successfully.";
+pub const SAVE_FAILED: &str = "An error occurred while updating your settings. Reload the page to try again.";
+
 pub const TIMEOUT_RANGE: &str = "The AI Gateway request timeout must be a whole number from 60 to 600.";
 pub const GATEWAY_URL_INVALID: &str =
     "The URL must be a complete URL, including either the \"http://\" or \"https://\" protocol.";

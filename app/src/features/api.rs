@@ -6,6 +6,8 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 
 use crate::error::AppError;
+#[cfg(feature = "ssr")]
+use crate::flash::Flash;
 
 pub use super::domain::*;
 
@@ -25,14 +27,34 @@ pub async fn load_readiness() -> Result<Readiness, AppError> {
 /// that falls back to another's model) to no model of its own; answers with the toast text.
 #[server(endpoint = "update_ai_feature_setting")]
 pub async fn update_feature(feature: String, choice: String) -> Result<String, AppError> {
-    ssr::update_feature(feature, choice).await.map_err(AppError::respond)
+    let updated = ssr::update_feature(feature.clone(), choice).await;
+    let flash = match &updated {
+        Ok(message) => Flash::notice(message),
+        Err(error) => Flash::refusal(error, UPDATE_ERROR),
+    };
+    crate::flash::ssr::keep(flash.about(&feature)).await;
+    updated.map_err(AppError::respond)
 }
 
 /// Gives every visible feature of `feature`'s section the model `feature` has, in one
 /// transaction: all change, or none. Answers with what each changed feature had before, for Undo.
 #[server(endpoint = "apply_ai_feature_setting_to_all")]
 pub async fn apply_feature_to_all(feature: String) -> Result<AppliedToAll, AppError> {
-    ssr::apply_to_all(feature).await.map_err(AppError::respond)
+    let applied = ssr::apply_to_all(feature.clone()).await;
+    let flash = match &applied {
+        Ok(AppliedToAll { message, model_id, previous }) => Flash {
+            // Nothing changed (every feature had the model already): nothing to undo.
+            undo: (!previous.is_empty()).then(|| crate::flash::Undo {
+                feature: feature.clone(),
+                model_id: *model_id,
+                previous: serde_json::to_string(previous).unwrap_or_default(),
+            }),
+            ..Flash::notice(message)
+        },
+        Err(error) => Flash::refusal(error, &apply_to_all_error(&ssr::section_title(&feature))),
+    };
+    crate::flash::ssr::keep(flash.about(&feature)).await;
+    applied.map_err(AppError::respond)
 }
 
 /// Undoes an "Apply to all" of model `model_id` from `feature`'s row: each feature of
@@ -40,7 +62,13 @@ pub async fn apply_feature_to_all(feature: String) -> Result<AppliedToAll, AppEr
 /// assignment back, all in one transaction; a feature changed since is left as it is.
 #[server(endpoint = "undo_apply_ai_feature_setting_to_all")]
 pub async fn undo_apply_to_all(feature: String, model_id: i64, previous: String) -> Result<String, AppError> {
-    ssr::undo_apply_to_all(feature, model_id, previous).await.map_err(AppError::respond)
+    let undone = ssr::undo_apply_to_all(feature.clone(), model_id, previous).await;
+    let flash = match &undone {
+        Ok(message) => Flash::notice(message),
+        Err(error) => Flash::refusal(error, &apply_to_all_error(&ssr::section_title(&feature))),
+    };
+    crate::flash::ssr::keep(flash.about(&feature)).await;
+    undone.map_err(AppError::respond)
 }
 
 /// The features that turning beta off would hide (beta and experiment ones), each with the
@@ -68,6 +96,16 @@ pub mod ssr {
 
     fn catalog() -> std::sync::Arc<Catalog> {
         expect_context()
+    }
+
+    /// The title of `feature`'s section ("GitLab Duo Chat"), for the messages about it.
+    pub fn section_title(feature: &str) -> String {
+        let catalog = catalog();
+        catalog
+            .feature(feature)
+            .and_then(|feature| catalog.section(&feature.section))
+            .map(|section| section.title.clone())
+            .unwrap_or_default()
     }
 
     /// The constraints of `feature_settings` (migrations/), in the tab's own words.

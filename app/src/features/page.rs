@@ -1,185 +1,78 @@
 //! `/admin/gitlab_duo/self_hosted` and `/features`: the "AI-native features" tab. Each feature's
 //! dropdown (GitLab's searchable listbox) saves when a model is clicked or picked with Enter; the
 //! page then shows what the server stored, so a refused choice returns the dropdown to the stored
-//! value. With JavaScript off, each row is a plain form: a `<select>` and a "Save" button.
+//! value. Every change is a plain form post: with JavaScript off each row is a `<select>` and a
+//! "Save" button, with it the dropdown posts that same form. The server answers with the tab
+//! again, its toast under the section concerned and the focus back on that feature's dropdown.
+//!
+//! The page is drawn on the server; the islands (the browser's part) are each row's dropdown
+//! (`ModelPicker`) and "Test" button, the toast, and "Test all".
 
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 use super::api::{
-    AppliedToAll, ApplyFeatureToAll, ApplyToAll, Assignment, CHOICE_DISABLED, CHOICE_FALLBACK, FeatureRow,
-    FeatureStatus, FeaturesPage, ModelChoice, SectionView, UNASSIGNED_HINT, UPDATE_ERROR, UndoApplyToAll,
-    UpdateFeature, apply_to_all_error, load_features,
+    ApplyFeatureToAll, ApplyToAll, Assignment, CHOICE_DISABLED, CHOICE_FALLBACK, FeatureRow, FeatureStatus,
+    FeaturesPage, SectionView, UNASSIGNED_HINT, UndoApplyToAll, UpdateFeature, load_features,
 };
-use crate::chat::panel::{ChatPanel, ChatTarget};
-use crate::error::AppError;
+use crate::chat::panel::{ChatTarget, TestButton};
+use crate::flash::{Flash, FlashAlert, Undo};
+use crate::hydration::use_hydrated;
 use crate::models::ModelConfigurationHeader;
 use crate::models::domain::Serving;
 use crate::models::test_all::{TestAll, TestAllOf};
 
-/// The section whose "Apply to all" was pressed last.
-#[derive(Clone, Copy)]
-struct ApplyingSection(RwSignal<String>);
-
-/// Whether the browser bundle runs: the listboxes replace the plain forms then. Both are in the
-/// server's HTML, so hydration finds what the server drew and only classes change afterwards.
-#[derive(Clone, Copy)]
-struct Hydrated(RwSignal<bool>);
-
-/// Whether the signed-in user may add models (the dropdowns' footer link).
-#[derive(Clone, Copy)]
-struct CanAddModels(bool);
-
-/// The toast after each save: its text, whether it reports a failure, the feature whose row
-/// caused it (it shows under that feature's section, in the page's flow, so it never covers a
-/// row), and for "Apply to all" what Undo sends.
-#[derive(Clone)]
-struct Toast {
-    id: u64,
-    text: String,
-    failed: bool,
-    feature: String,
-    undo: Option<UndoApplyToAll>,
-}
-
 /// How long a toast stays, unless the pointer or the focus is on it.
 const TOAST_SHOWN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The page's one toast, whether it is held open (hovered or focused), and the Undo action.
-#[derive(Clone, Copy)]
-struct Toasts {
-    toast: RwSignal<Option<Toast>>,
-    held: RwSignal<bool>,
-    undo: ServerAction<UndoApplyToAll>,
-}
-
-/// The feature whose row last asked for a change: its section shows the toast.
-#[derive(Clone, Copy)]
-struct Acting(RwSignal<String>);
-
 #[component]
 pub fn AiFeaturesPage() -> impl IntoView {
-    let update = ServerAction::<UpdateFeature>::new();
-    let apply = ServerAction::<ApplyFeatureToAll>::new();
-    let undo = ServerAction::<UndoApplyToAll>::new();
-    // Bumped when a "Test all" ends: the statuses changed.
-    let tested = RwSignal::new(0_u32);
-    let features = crate::page_data::resource(
-        move || (update.version().get(), apply.version().get(), undo.version().get(), tested.get()),
-        |_| load_features(),
-    );
-    let toast = RwSignal::new(None::<Toast>);
-    let held = RwSignal::new(false);
-    provide_context(Toasts { toast, held, undo });
-    let acting = Acting(RwSignal::new(String::new()));
-    provide_context(acting);
-    let shown = StoredValue::new(0u64);
-    let show = move |text: String, failed: bool, undo: Option<UndoApplyToAll>| {
-        shown.update_value(|count| *count += 1);
-        held.set(false);
-        let feature = acting.0.get_untracked();
-        toast.set(Some(Toast { id: shown.get_value(), text, failed, feature, undo }));
-    };
-    // Each toast closes after a while, counted again from when it is let go.
-    // (A plain stored value: this page is also drawn on the server, where a browser-only
-    // `new_local` value dropped on another thread would panic.)
-    let timer = StoredValue::new(None::<leptos::prelude::TimeoutHandle>);
-    Effect::new(move |_| {
-        let showing = toast.with(|toast| toast.as_ref().map(|toast| toast.id));
-        let held = held.get();
-        if let Some(running) = timer.get_value() {
-            running.clear();
-        }
-        timer.set_value(None);
-        if let (Some(id), false) = (showing, held) {
-            let closing = set_timeout_with_handle(
-                move || {
-                    if toast.with_untracked(|toast| toast.as_ref().map(|toast| toast.id)) == Some(id) {
-                        toast.set(None);
-                    }
-                },
-                TOAST_SHOWN_FOR,
-            );
-            timer.set_value(closing.ok());
-        }
-    });
-    // The feature whose chat box is open: its key and title.
-    let testing = RwSignal::new(None::<(String, String)>);
-    provide_context(testing);
-    // The section of the last "Apply to all", for its failure toast.
-    let applying = ApplyingSection(RwSignal::new(String::new()));
-    provide_context(applying);
-    let hydrated = Hydrated(RwSignal::new(false));
-    Effect::new(move |_| hydrated.0.set(true));
-    provide_context(hydrated);
-    let report = move |result: Option<Result<String, AppError>>, fallback: &str| match result {
-        Some(Ok(message)) => show(message, false, None),
-        Some(Err(AppError::Validation(errors))) => {
-            show(errors.values().next().cloned().unwrap_or_default(), true, None)
-        }
-        Some(Err(AppError::Conflict(message))) => show(message, true, None),
-        Some(Err(AppError::Forbidden)) => show(AppError::Forbidden.to_string(), true, None),
-        Some(Err(_)) => show(fallback.to_owned(), true, None),
-        None => {}
-    };
-    Effect::new(move |_| report(update.value().get(), UPDATE_ERROR));
-    Effect::new(move |_| {
-        let section = applying.0.get_untracked();
-        match apply.value().get() {
-            Some(Ok(AppliedToAll { message, model_id, previous })) => {
-                // Nothing changed (every feature had the model already): nothing to undo.
-                let undo = (!previous.is_empty()).then(|| UndoApplyToAll {
-                    feature: acting.0.get_untracked(),
-                    model_id,
-                    previous: serde_json::to_string(&previous).unwrap_or_default(),
-                });
-                show(message, false, undo)
-            }
-            other => report(other.map(|result| result.map(|_| String::new())), &apply_to_all_error(&section)),
-        }
-    });
-    Effect::new(move |_| report(undo.value().get(), &apply_to_all_error(&applying.0.get_untracked())));
-
+    let features = crate::page_data::once(load_features());
+    let flash = crate::page_data::once(crate::flash::take_for_page());
     view! {
         <Title text="Model configuration"/>
         <ModelConfigurationHeader active_tab="features"/>
-        <TestAll of=TestAllOf::Features on_done=Callback::new(move |_| tested.update(|n| *n += 1))/>
-        <Transition fallback=|| view! { <p class="loading">"Loading AI-native features…"</p> }>
+        // A "Test all" changes the statuses: they are read again when it ends.
+        <TestAll of=TestAllOf::Features/>
+        <Suspense fallback=|| view! { <p class="loading">"Loading AI-native features…"</p> }>
             {move || Suspend::new(async move {
+                let flash = flash.await;
                 match features.await {
                     Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
-                    Ok(page) => view! { <Sections page update apply/> }.into_any(),
+                    Ok(FeaturesPage { sections, can_add_models, .. }) => {
+                        // A flash about no row shown here (a refusal before any feature was
+                        // read) stands at the top.
+                        let shown_in_a_section = flash.as_ref().and_then(|flash| flash.about.as_ref()).is_some_and(|about| {
+                            sections.iter().flat_map(|section| &section.features).any(|row| &row.key == about)
+                        });
+                        let on_top = flash.clone().filter(|_| !shown_in_a_section).map(|flash| Flash { about: None, ..flash });
+                        view! {
+                            <FlashAlert flash=on_top/>
+                            {sections
+                                .into_iter()
+                                .map(|section| view! { <FeatureSection section can_add_models flash=flash.clone()/> })
+                                .collect_view()}
+                        }
+                        .into_any()
+                    }
                 }
             })}
-        </Transition>
-        {move || testing.get().map(|(key, title)| view! {
-            <ChatPanel target=ChatTarget::Feature(key) title=format!("Test {title}") on_close=Callback::new(move |_| testing.set(None))/>
-        })}
-        // Announced from here, a region that stays while the sections are drawn again; shown
-        // under the section concerned (`SectionToast`).
-        <div class="sr-only" role="status" data-testid="toast-announcer">{move || toast.get().map(|toast| toast.text)}</div>
+        </Suspense>
+        // The toast's words are announced from here, once the page is interactive (words already
+        // in the page as it loads are not announced).
+        <div class="sr-only" role="status" data-testid="toast-announcer"></div>
     }
 }
 
 #[component]
-fn Sections(
-    page: FeaturesPage,
-    update: ServerAction<UpdateFeature>,
-    apply: ServerAction<ApplyFeatureToAll>,
-) -> impl IntoView {
-    provide_context(CanAddModels(page.can_add_models));
-    page.sections.into_iter().map(|section| view! { <FeatureSection section update apply/> }).collect_view()
-}
-
-#[component]
-fn FeatureSection(
-    section: SectionView,
-    update: ServerAction<UpdateFeature>,
-    apply: ServerAction<ApplyFeatureToAll>,
-) -> impl IntoView {
+fn FeatureSection(section: SectionView, can_add_models: bool, flash: Option<Flash>) -> impl IntoView {
     let SectionView { key, title, description, features, more_in_beta } = section;
-    let keys: Vec<String> = features.iter().map(|row| row.key.clone()).collect();
+    // The toast of a change made in this section, under its table.
+    let toast = flash.filter(|flash| {
+        flash.about.as_ref().is_some_and(|feature| features.iter().any(|row| &row.key == feature))
+    });
+    let focused = toast.as_ref().and_then(|toast| toast.about.clone());
     // The "assign a model" warning matters where one row's model can be applied to the others.
     let several = features.len() > 1;
     view! {
@@ -198,7 +91,7 @@ fn FeatureSection(
                     <a href="/admin/gitlab_duo/configuration">"You can turn on AI-native beta features."</a>
                 </p>
             })}
-            <table class="table feature-table" aria-label=title>
+            <table class="table feature-table" aria-label=title.clone()>
                 <thead>
                     <tr>
                         <th scope="col">"Features"</th>
@@ -209,46 +102,69 @@ fn FeatureSection(
                 <tbody>
                     {features
                         .into_iter()
-                        .map(|row| view! { <FeatureRowView row update apply section=title.clone() several/> })
+                        .map(|row| {
+                            let focus = focused.as_ref() == Some(&row.key);
+                            view! { <FeatureRowView row section=title.clone() several can_add_models focus/> }
+                        })
                         .collect_view()}
                 </tbody>
             </table>
-            <SectionToast features=keys/>
+            {toast.map(|Flash { text, failed, undo, .. }| view! { <SectionToast text failed undo/> })}
         </details>
     }
 }
 
 /// The toast of a change made in this section, under its table: in the page's flow, so it
-/// covers no row. It stays while hovered or focused, and closes by itself otherwise.
-#[component]
-fn SectionToast(features: Vec<String>) -> impl IntoView {
-    let Toasts { toast, held, undo } = expect_context::<Toasts>();
+/// covers no row. It stays while hovered or focused, and closes by itself otherwise. "Undo"
+/// (after "Apply to all") is a plain form too.
+#[island]
+fn SectionToast(text: String, failed: bool, undo: Option<Undo>) -> impl IntoView {
+    let open = RwSignal::new(true);
+    let held = RwSignal::new(false);
+    // Announced once the page is interactive: the region exists from the start, and a change
+    // of its words is what assistive technology reads out.
+    Effect::new({
+        let text = text.clone();
+        move |_| {
+            if let Ok(Some(announcer)) = document().query_selector("[data-testid=toast-announcer]") {
+                announcer.set_text_content(Some(&text));
+            }
+        }
+    });
+    // Closes after a while, counted again from when it is let go.
+    let timer = StoredValue::new(None::<TimeoutHandle>);
+    Effect::new(move |_| {
+        let held = held.get();
+        if let Some(running) = timer.get_value() {
+            running.clear();
+        }
+        timer.set_value(None);
+        if !held {
+            timer.set_value(set_timeout_with_handle(move || open.set(false), TOAST_SHOWN_FOR).ok());
+        }
+    });
     move || {
-        toast.get().filter(|toast| features.contains(&toast.feature)).map(|shown| {
-            let undo_input = shown.undo.clone();
+        open.get().then(|| {
+            let undo = undo.clone().map(|Undo { feature, model_id, previous }| view! {
+                <form method="post" action=UndoApplyToAll::url() class="toast-undo">
+                    <input type="hidden" name="feature" value=feature/>
+                    <input type="hidden" name="model_id" value=model_id.to_string()/>
+                    <input type="hidden" name="previous" value=previous/>
+                    <button type="submit" class="btn btn-sm toast-action">"Undo"</button>
+                </form>
+            });
             view! {
                 <div
-                    class=if shown.failed { "toast toast-danger" } else { "toast" }
+                    class=if failed { "toast toast-danger" } else { "toast" }
                     data-testid="toast"
                     on:mouseenter=move |_| held.set(true)
                     on:mouseleave=move |_| held.set(false)
                     on:focusin=move |_| held.set(true)
                     on:focusout=move |_| held.set(false)
                 >
-                    <span>{shown.text}</span>
-                    {undo_input.map(|input| view! {
-                        <button
-                            type="button"
-                            class="btn btn-sm toast-action"
-                            disabled=move || undo.pending().get()
-                            on:click=move |_| {
-                                undo.dispatch(input.clone());
-                            }
-                        >
-                            "Undo"
-                        </button>
-                    })}
-                    <button type="button" class="toast-close" aria-label="Dismiss" on:click=move |_| toast.set(None)>"×"</button>
+                    <span>{text.clone()}</span>
+                    {undo}
+                    <button type="button" class="toast-close" aria-label="Dismiss" on:click=move |_| open.set(false)>"×"</button>
                 </div>
             }
         })
@@ -258,12 +174,11 @@ fn SectionToast(features: Vec<String>) -> impl IntoView {
 #[component]
 fn FeatureRowView(
     row: FeatureRow,
-    update: ServerAction<UpdateFeature>,
-    apply: ServerAction<ApplyFeatureToAll>,
     section: String,
     several: bool,
+    can_add_models: bool,
+    focus: bool,
 ) -> impl IntoView {
-    let applying = expect_context::<ApplyingSection>();
     let FeatureRow {
         key,
         title,
@@ -276,28 +191,27 @@ fn FeatureRowView(
         fallback_choice,
         status,
     } = row;
-    let acting = expect_context::<Acting>();
-    let testing = expect_context::<RwSignal<Option<(String, String)>>>();
-    let hydrated = expect_context::<Hydrated>();
-    let test_button = answered_by.map(|_| {
-        let (key, title) = (key.clone(), title.clone());
-        view! {
-            // The chat box is the browser bundle's: usable once the page is hydrated.
-            <button
-                type="button"
-                class="btn btn-sm"
-                disabled=move || !hydrated.0.get()
-                aria-label=format!("Test {title}")
-                on:click=move |_| testing.set(Some((key.clone(), title.clone())))
-            >
-                "Test"
-            </button>
-        }
-    });
     let stored = assignment.choice();
     let unassigned = assignment == Assignment::Unassigned;
     let select_id = format!("feature-{key}");
     let label_id = format!("feature-{key}-label");
+    // GitLab offers "Disabled" only beside at least one compatible model.
+    let mut options: Vec<ListOption> = choices
+        .into_iter()
+        .map(|choice| ListOption { value: choice.id.to_string(), label: choice.label })
+        .collect();
+    if !options.is_empty() {
+        options.push(ListOption { value: CHOICE_DISABLED.to_owned(), label: "Disabled".to_owned() });
+        if let Some(label) = fallback_choice.clone() {
+            options.push(ListOption { value: CHOICE_FALLBACK.to_owned(), label });
+        }
+    }
+    let placeholder = match fallback_choice {
+        Some(label) => Some((CHOICE_FALLBACK.to_owned(), label)),
+        None => unassigned.then(|| (String::new(), "Select a model".to_owned())),
+    };
+    let test_button = answered_by
+        .map(|_| view! { <TestButton target=ChatTarget::Feature(key.clone()) title=title.clone()/> });
     view! {
         <tr data-feature=key.clone()>
             <td>
@@ -306,83 +220,20 @@ fn FeatureRowView(
             </td>
             <td class="feature-model">
                 <div class="model-picker">
-                    <form
-                        method="post"
-                        action=UpdateFeature::url()
-                        class="model-fallback"
-                        class:js-hidden=move || hydrated.0.get()
-                    >
-                        <input type="hidden" name="feature" value=key.clone()/>
-                        <select
-                            id=select_id.clone()
-                            name="choice"
-                            class="form-control"
-                            title="Select the model for the feature"
-                            prop:value=stored.clone()
-                        >
-                            {match fallback_choice.clone() {
-                                Some(label) => Some(view! { <option value=CHOICE_FALLBACK selected=unassigned>{label}</option> }.into_any()),
-                                None => unassigned.then(|| view! { <option value="" selected>"Select a model"</option> }.into_any()),
-                            }}
-                            <optgroup label="Self-hosted models">
-                                {choices
-                                    .iter()
-                                    .map(|choice| {
-                                        let value = choice.id.to_string();
-                                        let selected = value == stored;
-                                        view! { <option value=value selected=selected>{choice.label.clone()}</option> }
-                                    })
-                                    .collect_view()}
-                            </optgroup>
-                            <option value=CHOICE_DISABLED selected=stored == CHOICE_DISABLED>"Disabled"</option>
-                        </select>
-                        <button type="submit" class="btn btn-sm">"Save"</button>
-                    </form>
-                    <ModelListbox
-                        feature=key.clone()
-                        labelled_by=label_id.clone()
-                        id=select_id
-                        stored=stored.clone()
-                        choices
-                        fallback_choice
-                        update
-                        busy=Signal::derive(move || update.pending().get() || apply.pending().get())
-                    />
+                    <FallbackForm feature=key.clone() id=select_id.clone() stored=stored.clone() options=options.clone() placeholder focus/>
+                    <ModelPicker labelled_by=label_id id=select_id stored options can_add=can_add_models focus/>
                     {apply_to_all.map(|ApplyToAll { enabled, tooltip }| {
-                        let feature = key.clone();
                         // The accessible name starts with the visible text, as speech input users say it.
                         let label = format!("Apply to all: the {title} model to every {section} sub-feature");
-                        // A plain form: a click before the page is hydrated (or with JavaScript
-                        // off) posts it, and the server applies it; once hydrated it is sent in
-                        // the page, with a toast.
                         view! {
-                            <form
-                                method="post"
-                                action=ApplyFeatureToAll::url()
-                                class="apply-to-all"
-                                on:submit=move |event| {
-                                    event.prevent_default();
-                                    if !enabled || apply.pending().get_untracked() {
-                                        return;
-                                    }
-                                    applying.0.set(section.clone());
-                                    acting.0.set(feature.clone());
-                                    apply.dispatch(ApplyFeatureToAll { feature: feature.clone() });
-                                }
-                            >
-                            <input type="hidden" name="feature" value=key.clone()/>
-                            <button
-                                type="submit"
-                                class="btn btn-sm btn-icon"
-                                title=tooltip
-                                aria-label=label
-                                disabled=move || !enabled || apply.pending().get()
-                            >
-                                <svg viewBox="0 0 16 16" aria-hidden="true" fill="currentColor">
-                                    <path d="M5 1h8a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V3a2 2 0 0 1 2-2zm0 1.5a.5.5 0 0 0-.5.5v8a.5.5 0 0 0 .5.5h8a.5.5 0 0 0 .5-.5V3a.5.5 0 0 0-.5-.5H5zM1 5.5a.75.75 0 0 1 1.5 0V13a.5.5 0 0 0 .5.5h7.5a.75.75 0 0 1 0 1.5H3a2 2 0 0 1-2-2V5.5z"/>
-                                </svg>
-                                "Apply to all"
-                            </button>
+                            <form method="post" action=ApplyFeatureToAll::url() class="apply-to-all">
+                                <input type="hidden" name="feature" value=key.clone()/>
+                                <button type="submit" class="btn btn-sm btn-icon" title=tooltip aria-label=label disabled=!enabled>
+                                    <svg viewBox="0 0 16 16" aria-hidden="true" fill="currentColor">
+                                        <path d="M5 1h8a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V3a2 2 0 0 1 2-2zm0 1.5a.5.5 0 0 0-.5.5v8a.5.5 0 0 0 .5.5h8a.5.5 0 0 0 .5-.5V3a.5.5 0 0 0-.5-.5H5zM1 5.5a.75.75 0 0 1 1.5 0V13a.5.5 0 0 0 .5.5h7.5a.75.75 0 0 1 0 1.5H3a2 2 0 0 1-2-2V5.5z"/>
+                                    </svg>
+                                    "Apply to all"
+                                </button>
                             </form>
                         }
                     })}
@@ -393,7 +244,8 @@ fn FeatureRowView(
                 })}
                 {fallback.map(|text| view! { <p class="form-text">{text}</p> })}
             </td>
-            <td class="feature-status">
+            // Read again after a test or "Test all" (`refresh.rs`).
+            <td class="feature-status" data-refresh=format!("status-{key}")>
                 <span class=status.class() title=status.detail()>{status.text()}</span>
                 {matches!(status, FeatureStatus::Model(Serving::Failing { .. }))
                     .then(|| status.detail())
@@ -405,9 +257,58 @@ fn FeatureRowView(
     .into_any()
 }
 
+/// A row's plain form: a `<select>` and "Save", what the row is until the page is hydrated and
+/// with JavaScript off. The dropdown posts it too.
+#[component]
+fn FallbackForm(
+    feature: String,
+    id: String,
+    stored: String,
+    options: Vec<ListOption>,
+    /// The first option when the feature has no model of its own: "Use General Chat's model"
+    /// for one that falls back, else "Select a model".
+    placeholder: Option<(String, String)>,
+    /// The row just changed (without JavaScript, the focus comes back here).
+    focus: bool,
+) -> impl IntoView {
+    let models = options.into_iter().filter(|option| option.value.parse::<i64>().is_ok());
+    view! {
+            <form
+                method="post"
+                action=UpdateFeature::url()
+                class="model-fallback"
+            >
+                <input type="hidden" name="feature" value=feature.clone()/>
+                <select
+                    id=id.clone()
+                    name="choice"
+                    class="form-control"
+                    title="Select the model for the feature"
+                    autofocus=focus
+                >
+                    {placeholder.map(|(value, label)| {
+                        let selected = value == stored;
+                        view! { <option value=value selected=selected>{label}</option> }
+                    })}
+                    <optgroup label="Self-hosted models">
+                        {models
+                            .into_iter()
+                            .map(|option| {
+                                let selected = option.value == stored;
+                                view! { <option value=option.value selected=selected>{option.label}</option> }
+                            })
+                            .collect_view()}
+                    </optgroup>
+                    <option value=CHOICE_DISABLED selected=stored == CHOICE_DISABLED>"Disabled"</option>
+                </select>
+                <button type="submit" class="btn btn-sm">"Save"</button>
+            </form>
+    }
+}
+
 /// One option of a listbox: the value the server stores and the text shown.
-#[derive(Clone, PartialEq)]
-struct ListOption {
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListOption {
     value: String,
     label: String,
 }
@@ -416,32 +317,25 @@ struct ListOption {
 /// models", the group "Self-hosted models" with "Disabled" last in it, type-to-search, and the
 /// footer "Add self-hosted model" for admins. Arrow keys only move the active option; a choice is
 /// saved on a click or Enter, so browsing the list never reassigns a live feature.
-#[component]
-fn ModelListbox(
-    feature: String,
+///
+/// Until the page is hydrated (and with JavaScript off) the row's plain form shows instead
+/// (`FallbackForm`). A choice in the dropdown is posted by that same form.
+#[island]
+fn ModelPicker(
     labelled_by: String,
     id: String,
     stored: String,
-    choices: Vec<ModelChoice>,
-    /// "Use General Chat's model", for a feature that can fall back to another's model.
-    fallback_choice: Option<String>,
-    update: ServerAction<UpdateFeature>,
-    busy: Signal<bool>,
+    /// What the dropdown offers, the models first.
+    options: Vec<ListOption>,
+    /// Whether the signed-in user may add models (the footer link).
+    can_add: bool,
+    /// The row just changed: the focus comes back here.
+    focus: bool,
 ) -> impl IntoView {
-    let hydrated = expect_context::<Hydrated>();
-    let acting = expect_context::<Acting>();
-    let CanAddModels(can_add) = expect_context::<CanAddModels>();
-    // GitLab offers "Disabled" only beside at least one compatible model.
-    let mut options: Vec<ListOption> = choices
-        .into_iter()
-        .map(|ModelChoice { id, label }| ListOption { value: id.to_string(), label })
-        .collect();
-    if !options.is_empty() {
-        options.push(ListOption { value: CHOICE_DISABLED.to_owned(), label: "Disabled".to_owned() });
-        if let Some(label) = fallback_choice {
-            options.push(ListOption { value: CHOICE_FALLBACK.to_owned(), label });
-        }
-    }
+    crate::hydration::provide_hydration();
+    let hydrated = use_hydrated();
+    // A choice is being posted: the page is about to be drawn again.
+    let posting = RwSignal::new(false);
     let current = options.iter().find(|option| option.value == stored).map(|option| option.label.clone());
     let trigger_text = current.unwrap_or_else(|| "Select a model".to_owned());
     let trigger_id = format!("{id}-trigger");
@@ -462,10 +356,10 @@ fn ModelListbox(
     let matching = {
         let options = options.clone();
         Memo::new(move |_| {
-            let needle = search.get().to_lowercase();
+            let needle = lowercase(&search.get());
             options
                 .iter()
-                .filter(|option| option.label.to_lowercase().contains(&needle))
+                .filter(|option| lowercase(&option.label).contains(&needle))
                 .cloned()
                 .collect::<Vec<_>>()
         })
@@ -489,13 +383,29 @@ fn ModelListbox(
             let _ = input.focus();
         }
     });
+    // Back on the dropdown of the feature just changed, once it can take the focus.
+    Effect::new(move |_| {
+        if focus && let Some(trigger) = trigger_ref.get() {
+            let _ = trigger.focus();
+        }
+    });
     let commit = {
         let stored = stored.clone();
+        let select_id = id.clone();
         move |value: String| {
             close(true);
-            if value != stored {
-                acting.0.set(feature.clone());
-                update.dispatch(UpdateFeature { feature: feature.clone(), choice: value });
+            if value == stored || posting.get_untracked() {
+                return;
+            }
+            // The row's plain form (`FallbackForm`), posted with the choice in its `<select>`.
+            use leptos::wasm_bindgen::JsCast;
+            let select = document()
+                .get_element_by_id(&select_id)
+                .and_then(|select| select.dyn_into::<leptos::web_sys::HtmlSelectElement>().ok());
+            if let Some((select, form)) = select.and_then(|select| select.form().map(|form| (select, form))) {
+                posting.set(true);
+                select.set_value(&value);
+                let _ = form.request_submit();
             }
         }
     };
@@ -561,7 +471,7 @@ fn ModelListbox(
     let has_models = !options.is_empty();
 
     view! {
-        <div class="model-listbox" class:js-hidden=move || !hydrated.0.get() node_ref=wrapper_ref on:focusout=on_focus_out>
+        <div class="model-listbox" class:js-hidden=move || !hydrated.get() node_ref=wrapper_ref on:focusout=on_focus_out>
             <button
                 type="button"
                 id=trigger_id.clone()
@@ -571,7 +481,7 @@ fn ModelListbox(
                 aria-haspopup="listbox"
                 aria-expanded=move || open.get().to_string()
                 aria-labelledby=format!("{labelled_by} {trigger_id}")
-                disabled=move || busy.get()
+                disabled=posting
                 on:click=move |_| if open.get_untracked() { close(true) } else { show() }
                 on:keydown=on_trigger_key
             >
@@ -652,6 +562,19 @@ fn ModelListbox(
     }
     // Erased: the page's type would otherwise outgrow the compiler's depth limit.
     .into_any()
+}
+
+/// `text` in lower case, for a search that ignores case. In the browser by its own (JavaScript's
+/// `toLowerCase`): Rust's would bring its Unicode case tables into the bundle.
+fn lowercase(text: &str) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::JsString::from(text).to_lower_case().into()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        text.to_lowercase()
+    }
 }
 
 /// Whether a mouse press landed on a link (which must keep its default: following it).

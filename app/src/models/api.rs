@@ -10,6 +10,8 @@ pub use super::domain::StoredModel;
 use super::domain::{LastTest, ModelForm, ModelId, Platform};
 use crate::catalog::{Family, Release};
 use crate::error::AppError;
+#[cfg(feature = "ssr")]
+use crate::flash::Flash;
 
 pub const MODELS_PER_PAGE: i64 = 20;
 /// Pages past this are clamped to it: a huge `page` must not overflow the offset.
@@ -83,9 +85,19 @@ pub async fn save_model(id: Option<i64>, #[server(flatten)] form: ModelForm) -> 
     saved.map(|_| ()).map_err(AppError::respond)
 }
 
+pub const DELETED_NOTICE: &str = "Your self-hosted model was successfully deleted.";
+pub const DELETE_ERROR: &str = "An error occurred while deleting your self-hosted model. Please try again.";
+
 #[server(endpoint = "delete_self_hosted_model")]
 pub async fn delete_model(id: i64) -> Result<(), AppError> {
-    ssr::delete_model(id).await.map_err(AppError::respond)
+    let deleted = ssr::delete_model(id).await;
+    let flash = match &deleted {
+        Ok(()) => Flash::notice(DELETED_NOTICE),
+        // The server's reason when it gives one (a model that came into use meanwhile).
+        Err(error) => Flash::refusal(error, DELETE_ERROR),
+    };
+    crate::flash::ssr::keep(flash).await;
+    deleted.map_err(AppError::respond)
 }
 
 #[cfg(feature = "ssr")]

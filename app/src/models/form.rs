@@ -13,9 +13,11 @@ use super::domain::{
     BedrockRegion, DeploymentName, Endpoint, FAMILY_REQUIRED, GoogleProject, KNOWN_BEDROCK_REGIONS,
     KeyAction, ModelForm, ModelIdentifier, Platform, VertexLocation,
 };
+use crate::catalog::Family;
 use crate::chat::api::{DiscoverModels, NOT_RECORDED, TestConnection};
 use crate::error::{AppError, FieldErrors};
 use crate::form_field::FormField;
+use crate::page_data::IslandData;
 
 pub const SAVE_ERROR: &str = "There was an error saving the self-hosted model. Please try again.";
 use super::AFTER_SAVE_PATH;
@@ -42,7 +44,24 @@ fn ModelFormPage(id: Option<i64>) -> impl IntoView {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(data) => view! { <ModelFormView data/> }.into_any(),
+                    Ok(data) => {
+                        let editing = data.model.is_some();
+                        let title = if editing { "Edit self-hosted model" } else { "Add self-hosted model" };
+                        let description = if editing {
+                            "Edit the AI model that can be used for GitLab Duo self-hosted features."
+                        } else {
+                            "Add a new AI model that can be used for GitLab Duo self-hosted features."
+                        };
+                        // A refused post comes back to this page with its error (and its values).
+                        let refused = crate::error::refused::<SaveModel>();
+                        view! {
+                            <Title text=title/>
+                            <h1 class="page-title">{title}</h1>
+                            <p class="page-description">{description}</p>
+                            <ModelFormView form=IslandData(FormIsland::of(data)) refused=IslandData(refused)/>
+                        }
+                        .into_any()
+                    }
                     Err(AppError::NotFound) => view! { <crate::layout::NotFound/> }.into_any(),
                     Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
                 }
@@ -51,29 +70,61 @@ fn ModelFormPage(id: Option<i64>) -> impl IntoView {
     }
 }
 
-#[component]
-fn ModelFormView(data: ModelFormData) -> impl IntoView {
-    let ModelFormData { families, beta_enabled, model, console_region, draft } = data;
-    let editing = model.is_some();
-    let id = model.as_ref().map(|m| m.id.0);
-    let fingerprint = model.as_ref().and_then(|m| m.api_key_fingerprint.clone());
-    // What the admin typed before a refused save (JavaScript off), else what is stored.
-    let initial = draft.unwrap_or_else(|| {
-        model
-            .as_ref()
-            .map(|m| ModelForm {
-                name: m.name.clone(),
-                platform: m.platform.key().to_owned(),
-                model_family: m.model_family.clone(),
-                endpoint: m.endpoint.clone().unwrap_or_default(),
-                identifier: m.identifier.clone(),
-                bedrock_region: m.bedrock_region.clone().unwrap_or_default(),
-                vertex_project: m.vertex_project.clone().unwrap_or_default(),
-                vertex_location: m.vertex_location.clone().unwrap_or_default(),
-                ..ModelForm::default()
-            })
-            .unwrap_or_default()
-    });
+/// What the form's island is given: only what it shows and checks (the stored model's other
+/// details stay on the server, and out of the bundle's decoders).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct FormIsland {
+    families: Vec<Family>,
+    beta_enabled: bool,
+    /// The region a Bedrock model without one of its own runs in (the console's).
+    console_region: String,
+    /// The model being edited; none for a new one.
+    id: Option<i64>,
+    /// The stored API key's fingerprint, if it has one.
+    fingerprint: Option<String>,
+    /// What the fields show: what the admin typed before a refused save, else what is stored.
+    initial: ModelForm,
+}
+
+impl FormIsland {
+    fn of(data: ModelFormData) -> FormIsland {
+        let ModelFormData { families, beta_enabled, model, console_region, draft } = data;
+        let initial = draft.unwrap_or_else(|| {
+            model
+                .as_ref()
+                .map(|m| ModelForm {
+                    name: m.name.clone(),
+                    platform: m.platform.key().to_owned(),
+                    model_family: m.model_family.clone(),
+                    endpoint: m.endpoint.clone().unwrap_or_default(),
+                    identifier: m.identifier.clone(),
+                    bedrock_region: m.bedrock_region.clone().unwrap_or_default(),
+                    vertex_project: m.vertex_project.clone().unwrap_or_default(),
+                    vertex_location: m.vertex_location.clone().unwrap_or_default(),
+                    ..ModelForm::default()
+                })
+                .unwrap_or_default()
+        });
+        FormIsland {
+            families,
+            beta_enabled,
+            console_region,
+            id: model.as_ref().map(|m| m.id.0),
+            fingerprint: model.and_then(|m| m.api_key_fingerprint),
+            initial,
+        }
+    }
+}
+
+/// The island: the form, which checks each field as it is left, follows the platform chosen,
+/// loads the models an endpoint serves, and tests the connection. It is posted as a plain form
+/// once every field passes: the server answers with the features tab, or with this page again,
+/// as typed, with its error (`refused`).
+#[island]
+fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppError>>) -> impl IntoView {
+    crate::hydration::provide_hydration();
+    let FormIsland { families, beta_enabled, console_region, id, fingerprint, initial } = form.0;
+    let editing = id.is_some();
 
     let name = RwSignal::new(initial.name);
     let platform = RwSignal::new(Platform::parse(&initial.platform).unwrap_or(Platform::OpenAiCompatible));
@@ -87,9 +138,10 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     let key_action = RwSignal::new(if fingerprint.is_some() { KeyAction::Keep } else { KeyAction::Replace });
     let show_key = RwSignal::new(false);
 
-    let save = ServerAction::<SaveModel>::new();
-    let test = ServerAction::<TestConnection>::new();
-    let discover = ServerAction::<DiscoverModels>::new();
+    // Posted: the browser is leaving for the server's answer.
+    let submitting = RwSignal::new(false);
+    let test = crate::hydration::island_action::<TestConnection>();
+    let discover = crate::hydration::island_action::<DiscoverModels>();
     // A list speaks for the endpoint (or region) and key it was loaded from: a change of any
     // of them clears it.
     Effect::new(move |first: Option<()>| {
@@ -116,19 +168,10 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
             test.value().set(None);
         }
     });
-    // Errors from the server (after a post with JavaScript off they arrive with the page).
-    let server_errors = move || match save.value().get() {
-        Some(Err(AppError::Validation(errors))) => Some(errors),
-        _ => None,
-    };
-    let errors = RwSignal::new(match save.value().get_untracked() {
-        Some(Err(AppError::Validation(errors))) => errors,
+    // Errors from the server: a refused post comes back with the page.
+    let errors = RwSignal::new(match &refused.0 {
+        Some(AppError::Validation(errors)) => errors.clone(),
         _ => FieldErrors::new(),
-    });
-    Effect::new(move |_| {
-        if let Some(found) = server_errors() {
-            errors.set(found);
-        }
     });
     // "Load models" failures belong to the field to fix (endpoint, key, region).
     Effect::new(move |_| {
@@ -136,10 +179,10 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
             errors.update(|errors| errors.extend(found));
         }
     });
-    let form_error = move || match save.value().get() {
-        Some(Err(AppError::Validation(_))) | Some(Ok(())) | None => None,
-        Some(Err(AppError::Forbidden)) => Some(AppError::Forbidden.to_string()),
-        Some(Err(_)) => Some(SAVE_ERROR.to_owned()),
+    let form_error = match refused.0 {
+        Some(AppError::Validation(_)) | None => None,
+        Some(AppError::Forbidden) => Some(AppError::Forbidden.to_string()),
+        Some(_) => Some(SAVE_ERROR.to_owned()),
     };
 
     let known_families: Vec<String> = families.iter().map(|f| f.key.clone()).collect();
@@ -189,7 +232,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
         }
     });
     crate::unsaved::warn_before_leaving(Signal::derive(move || {
-        current_form() != as_loaded && !save.pending().get() && !matches!(save.value().get(), Some(Ok(())))
+        current_form() != as_loaded && !submitting.get()
     }));
     // Checks one field as the admin leaves it, with the same rule the server applies.
     let check = move |field: &'static str| {
@@ -243,9 +286,13 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     let on_submit = {
         let known_families = known_families.clone();
         move |event: leptos::ev::SubmitEvent| {
-            event.prevent_default();
+            if submitting.get_untracked() {
+                event.prevent_default();
+                return;
+            }
             match untrack(current_form).parse(|key| known_families.iter().any(|k| k == key)) {
                 Err(found) => {
+                    event.prevent_default();
                     errors.set(found);
                     // Focus goes to the first field in error, once the fields are marked.
                     request_animation_frame(|| {
@@ -260,10 +307,8 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                         }
                     });
                 }
-                Ok(_) => {
-                    errors.set(FieldErrors::new());
-                    save.dispatch(untrack(submission));
-                }
+                // Posted as it is: the fields a platform does not use are not in the form.
+                Ok(_) => submitting.set(true),
             }
         }
     };
@@ -286,14 +331,11 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
             });
         }
     };
+    // A platform's own fields: hidden, and left out of the post, on the others (what was typed
+    // there stays, for a switch back).
+    let not_for = move |uses: fn(Platform) -> bool| Signal::derive(move || !uses(platform.get()));
     // Test connection and the key's buttons are the bundle's: usable once the page is hydrated.
     let hydrated = crate::hydration::use_hydrated();
-    let title = if editing { "Edit self-hosted model" } else { "Add self-hosted model" };
-    let description = if editing {
-        "Edit the AI model that can be used for GitLab Duo self-hosted features."
-    } else {
-        "Add a new AI model that can be used for GitLab Duo self-hosted features."
-    };
     let submit_label = if editing { "Save changes" } else { "Add self-hosted model" };
     let initial_name = name.get_untracked();
     // Copy, so the endpoint field can be built again each time the API platform is chosen.
@@ -335,10 +377,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
     };
 
     view! {
-        <Title text=title/>
-        <h1 class="page-title">{title}</h1>
-        <p class="page-description">{description}</p>
-        {move || form_error().map(|text| view! { <div class="alert alert-danger" role="alert">{text}</div> })}
+        {form_error.map(|text| view! { <div class="alert alert-danger" role="alert">{text}</div> })}
         <form class="model-form" method="post" action=SaveModel::url() on:submit=on_submit novalidate>
             {id.map(|id| view! { <input type="hidden" name="id" value=id.to_string()/> })}
             <FormField id="model-name" label="Deployment name" error=error_for("name") help="A unique and descriptive name for your deployment.">
@@ -406,7 +445,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                     <a href="/admin/gitlab_duo/configuration">"You can turn on self-hosted model beta features."</a>
                 </p>
             })}
-            <Show when=move || platform.get().uses_endpoint()>
+            <fieldset class="platform-fields" hidden=not_for(Platform::uses_endpoint) disabled=not_for(Platform::uses_endpoint)>
                 <FormField
                     id="model-endpoint"
                     label="Endpoint"
@@ -424,8 +463,8 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                         on:blur=check_on_blur("endpoint")
                     />
                 </FormField>
-            </Show>
-            <Show when=move || platform.get().uses_region()>
+            </fieldset>
+            <fieldset class="platform-fields" hidden=not_for(Platform::uses_region) disabled=not_for(Platform::uses_region)>
                 <FormField
                     id="model-region"
                     label="AWS region (optional)"
@@ -449,8 +488,8 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                         {KNOWN_BEDROCK_REGIONS.into_iter().map(|region| view! { <option value=region></option> }).collect_view()}
                     </datalist>
                 </FormField>
-            </Show>
-            <Show when=move || platform.get().uses_google_project()>
+            </fieldset>
+            <fieldset class="platform-fields" hidden=not_for(Platform::uses_google_project) disabled=not_for(Platform::uses_google_project)>
                 <FormField
                     id="model-vertex-project"
                     label="Google Cloud project"
@@ -488,7 +527,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                         on:blur=check_on_blur("vertex_location")
                     />
                 </FormField>
-            </Show>
+            </fieldset>
             <FormField
                 id="model-identifier"
                 label="Model identifier"
@@ -519,7 +558,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                     </p>
                 }
             })}
-            <Show when=move || platform.get().lists_models()>
+            <fieldset class="platform-fields" hidden=not_for(Platform::lists_models) disabled=not_for(Platform::lists_models)>
             <div class="discover">
                 <button
                     type="button"
@@ -538,7 +577,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                 </button>
                 {move || discover.pending().get().then(|| view! { <span class="loading" role="status">"Loading models…"</span> })}
             </div>
-            </Show>
+            </fieldset>
             {move || match discover.value().get() {
                 Some(Ok(models)) => {
                     let count = models.len();
@@ -582,9 +621,9 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                 Some(Err(AppError::Validation(_))) | None => None,
                 Some(Err(error)) => Some(view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any()),
             }}
-            <Show when=move || platform.get().uses_api_key()>
+            <fieldset class="platform-fields" hidden=not_for(Platform::uses_api_key) disabled=not_for(Platform::uses_api_key)>
                 <ApiKeyField api_key key_action show_key fingerprint=fingerprint.clone() error=error_for("api_key")/>
-            </Show>
+            </fieldset>
             {move || platform.get().credentials_note().map(|note| view! {
                 <p class="form-text credentials-note">{note.text}<a href=note.href>{note.link_text}</a></p>
             })}
@@ -605,7 +644,7 @@ fn ModelFormView(data: ModelFormData) -> impl IntoView {
                 Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
             })}
             <div class="form-actions">
-                <button type="submit" class="btn btn-confirm" disabled=move || save.pending().get()>{submit_label}</button>
+                <button type="submit" class="btn btn-confirm">{submit_label}</button>
                 <button
                     type="button"
                     class="btn"

@@ -1,47 +1,36 @@
 //! `/admin/gitlab_duo/self_hosted/models`: the "Self-hosted models" tab, with search, paging
-//! and GitLab's two delete modals.
+//! and GitLab's two delete modals. Drawn on the server; each row's "Test" and "Delete", and
+//! "Test all", are islands.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
+use leptos::server_fn::ServerFn;
+
 use super::ModelConfigurationHeader;
-use super::api::{DeleteModel, ModelRow, ModelsPage, list_models};
-use crate::chat::panel::{ChatPanel, ChatTarget};
+use super::api::{DeleteModel as DeleteModelCall, ModelsPage, list_models};
+use super::test_all::{TestAll, TestAllOf};
+use crate::chat::panel::{ChatTarget, TestButton};
+use crate::flash::FlashAlert;
 use crate::modal::Modal;
 
 pub const LOAD_ERROR: &str = "An error occurred while loading self-hosted models. Please try again.";
+pub use super::api::{DELETE_ERROR, DELETED_NOTICE};
 pub use super::{CREATED_NOTICE, SAVED_NOTICE};
-pub const DELETED_NOTICE: &str = "Your self-hosted model was successfully deleted.";
-pub const DELETE_ERROR: &str = "An error occurred while deleting your self-hosted model. Please try again.";
 
 #[component]
 pub fn SelfHostedModelsPage() -> impl IntoView {
     let query = use_query_map();
-    let search = move || query.read().get("search").unwrap_or_default();
-    let page = move || query.read().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1);
-    let delete = ServerAction::<DeleteModel>::new();
-    // Re-read the list after each delete.
-    let models = crate::page_data::resource(
-        move || (search(), page(), delete.version().get()),
-        |(s, p, _)| list_models(s, p),
-    );
-    let to_delete = RwSignal::new(None::<ModelRow>);
-    let to_test = RwSignal::new(None::<ModelRow>);
-    // The model whose "Test" opened the chat box: the list is read again when the box closes
-    // (its last test changed), so focus goes back to that row's new "Test" button.
-    let refocus = RwSignal::new(None::<i64>);
-
+    let search = query.read_untracked().get("search").unwrap_or_default();
+    let page = query.read_untracked().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1);
+    let models = crate::page_data::once(list_models(search.clone(), page));
+    let flash = crate::page_data::once(crate::flash::take_for_page());
+    let search_value = search.clone();
     view! {
         <Title text="Model configuration"/>
         <ModelConfigurationHeader active_tab="models"/>
-        {move || match delete.value().get() {
-            Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">{DELETED_NOTICE}</div> }.into_any()),
-            // The server's reason when it gives one (a model that came into use meanwhile).
-            Some(Err(crate::error::AppError::Conflict(message))) => Some(view! { <div class="alert alert-danger" role="alert">{message}</div> }.into_any()),
-            Some(Err(_)) => Some(view! { <div class="alert alert-danger" role="alert">{DELETE_ERROR}</div> }.into_any()),
-            None => None,
-        }}
+        <Suspense fallback=|| ()>{move || Suspend::new(async move { view! { <FlashAlert flash=flash.await/> } })}</Suspense>
         <form class="search-bar" method="get" action="/admin/gitlab_duo/self_hosted/models" role="search">
             <input
                 type="search"
@@ -49,56 +38,29 @@ pub fn SelfHostedModelsPage() -> impl IntoView {
                 class="form-control"
                 placeholder="Search by name or model identifier"
                 aria-label="Search self-hosted models"
-                value=search
+                value=search_value
             />
             <button type="submit" class="btn">"Search"</button>
         </form>
-        <super::test_all::TestAll of=super::test_all::TestAllOf::Models on_done=Callback::new(move |_| models.refetch())/>
+        // Its outcomes change the "Last test" cells: they are read again when it ends.
+        <TestAll of=TestAllOf::Models/>
         <Suspense fallback=|| view! { <p class="loading">"Loading self-hosted models…"</p> }>
-            {move || Suspend::new(async move {
-                match models.await {
-                    Err(_) => view! { <div class="alert alert-danger" role="alert">{LOAD_ERROR}</div> }.into_any(),
-                    Ok(listing) => view! { <ModelsTable listing search=search() to_delete to_test refocus/> }.into_any(),
-                }
-            })}
+            {move || {
+                let search = search.clone();
+                Suspend::new(async move {
+                    match models.await {
+                        Err(_) => view! { <div class="alert alert-danger" role="alert">{LOAD_ERROR}</div> }.into_any(),
+                        Ok(listing) => view! { <ModelsTable listing search/> }.into_any(),
+                    }
+                })
+            }}
         </Suspense>
-        <DeleteModal to_delete delete/>
-        {move || to_test.get().map(|model| view! {
-            <ChatPanel target=ChatTarget::Model(model.id.0) title=format!("Test {}", model.name) on_close=Callback::new(move |_| {
-                refocus.set(Some(model.id.0));
-                to_test.set(None);
-                models.refetch();
-            })/>
-        })}
     }
 }
 
 #[component]
-fn ModelsTable(
-    listing: ModelsPage,
-    search: String,
-    to_delete: RwSignal<Option<ModelRow>>,
-    to_test: RwSignal<Option<ModelRow>>,
-    refocus: RwSignal<Option<i64>>,
-) -> impl IntoView {
+fn ModelsTable(listing: ModelsPage, search: String) -> impl IntoView {
     let ModelsPage { models, page, has_next_page, beta_enabled, now, console_region } = listing;
-    // "Test" and "Delete" open the bundle's dialogs: usable once the page is hydrated.
-    let hydrated = crate::hydration::use_hydrated();
-    Effect::new(move |_| {
-        if let Some(id) = refocus.get_untracked() {
-            refocus.set(None);
-            // After this frame, once the new table is in the document.
-            request_animation_frame(move || {
-                let selector = format!("button[data-test-model='{id}']");
-                if let Ok(Some(button)) = leptos::prelude::document().query_selector(&selector) {
-                    use leptos::wasm_bindgen::JsCast;
-                    if let Ok(button) = button.dyn_into::<leptos::web_sys::HtmlElement>() {
-                        let _ = button.focus();
-                    }
-                }
-            });
-        }
-    });
     if models.is_empty() && page == 1 {
         if search.trim().is_empty() {
             // GitLab's empty state, its middle words a link to the form.
@@ -161,8 +123,6 @@ fn ModelsTable(
                             })
                         });
                         let edit_href = format!("/admin/gitlab_duo/self_hosted/models/{}/edit", model.id.0);
-                        let row = model.clone();
-                        let test_row = model.clone();
                         // When it ran (the exact time on hover) and, for a failure, why, in the cell.
                         let last_test = model.last_test.clone().map(|test| {
                             let text = if test.ok {
@@ -201,20 +161,12 @@ fn ModelsTable(
                                         <span class="check" role="img" aria-label="Model uses an API token">"✓"</span>
                                     })}
                                 </td>
-                                <td class="last-test">{last_test}</td>
+                                // Read again after a test or "Test all" (`refresh.rs`).
+                                <td class="last-test" data-refresh=format!("last-test-{}", model.id.0)>{last_test}</td>
                                 <td class="actions">
-                                    <button type="button" class="btn btn-sm" data-test-model=model.id.0 disabled=move || !hydrated.get() on:click=move |_| to_test.set(Some(test_row.clone()))>
-                                        "Test"
-                                    </button>
+                                    <TestButton target=ChatTarget::Model(model.id.0) title=model.name.clone()/>
                                     <a class="btn btn-sm" href=edit_href>"Edit"</a>
-                                    <button
-                                        type="button"
-                                        class="btn btn-sm btn-danger-secondary"
-                                        disabled=move || !hydrated.get()
-                                        on:click=move |_| to_delete.set(Some(row.clone()))
-                                    >
-                                        "Delete"
-                                    </button>
+                                    <DeleteModel id=model.id.0 name=model.name.clone() used_by=model.used_by.clone()/>
                                 </td>
                             </tr>
                         }
@@ -227,56 +179,60 @@ fn ModelsTable(
     .into_any()
 }
 
-/// GitLab's two modals: "cannot be deleted" while a feature uses the model, else the
-/// confirmation. The server refuses an in-use model whatever this shows.
-#[component]
-fn DeleteModal(to_delete: RwSignal<Option<ModelRow>>, delete: ServerAction<DeleteModel>) -> impl IntoView {
-    let close = move || to_delete.set(None);
-    let on_close = Callback::new(move |_| close());
-    move || {
-        to_delete.get().map(|model| {
-            let name = model.name.clone();
-            if model.used_by.is_empty() {
-                let id = model.id.0;
-                view! {
-                    <Modal labelled_by="delete-title" on_close>
-                            <h2 id="delete-title">"Delete self-hosted model"</h2>
-                            <p>"You are about to delete the " <strong>{name}</strong> " self-hosted model. This action cannot be undone."</p>
-                            <p>"Are you sure you want to proceed?"</p>
-                            <div class="modal-footer">
-                                <button type="button" class="btn" on:click=move |_| close()>"Cancel"</button>
-                                <button
-                                    type="button"
-                                    class="btn btn-danger"
-                                    on:click=move |_| {
-                                        delete.dispatch(DeleteModel { id });
-                                        close();
-                                    }
-                                >
-                                    "Delete"
-                                </button>
-                            </div>
-                    </Modal>
-                }
-                .into_any()
-            } else {
-                view! {
-                    <Modal labelled_by="delete-title" on_close>
-                            <h2 id="delete-title">"This self-hosted model cannot be deleted"</h2>
-                            <p>
-                                "To remove " <strong>{name}</strong>
-                                ", you must first remove it from the following AI Feature(s):"
-                            </p>
-                            <ul>{model.used_by.into_iter().map(|feature| view! { <li>{feature}</li> }).collect_view()}</ul>
-                            <p>"Once the model is no longer in use, you can return here to delete it."</p>
-                            <div class="modal-footer">
-                                <button type="button" class="btn" on:click=move |_| close()>"Cancel"</button>
-                                <a class="btn btn-confirm" href="/admin/gitlab_duo/self_hosted/features">"View AI-native features"</a>
-                            </div>
-                    </Modal>
-                }
-                .into_any()
+/// The island of a row's "Delete": the button, usable once hydrated, and GitLab's two modals:
+/// "cannot be deleted" while a feature uses the model, else the confirmation, whose "Delete"
+/// posts a plain form (the list comes back without the model, with a notice). The server
+/// refuses an in-use model whatever this shows.
+#[island]
+fn DeleteModel(id: i64, name: String, used_by: Vec<String>) -> impl IntoView {
+    crate::hydration::provide_hydration();
+    let hydrated = crate::hydration::use_hydrated();
+    let open = RwSignal::new(false);
+    let on_close = Callback::new(move |_| open.set(false));
+    let modal = move || {
+        let name = name.clone();
+        if used_by.is_empty() {
+            view! {
+                <Modal labelled_by="delete-title" on_close>
+                    <h2 id="delete-title">"Delete self-hosted model"</h2>
+                    <p>"You are about to delete the " <strong>{name}</strong> " self-hosted model. This action cannot be undone."</p>
+                    <p>"Are you sure you want to proceed?"</p>
+                    <form method="post" action=DeleteModelCall::url() class="modal-footer">
+                        <input type="hidden" name="id" value=id.to_string()/>
+                        <button type="button" class="btn" on:click=move |_| open.set(false)>"Cancel"</button>
+                        <button type="submit" class="btn btn-danger">"Delete"</button>
+                    </form>
+                </Modal>
             }
-        })
+            .into_any()
+        } else {
+            view! {
+                <Modal labelled_by="delete-title" on_close>
+                    <h2 id="delete-title">"This self-hosted model cannot be deleted"</h2>
+                    <p>
+                        "To remove " <strong>{name}</strong>
+                        ", you must first remove it from the following AI Feature(s):"
+                    </p>
+                    <ul>{used_by.iter().map(|feature| view! { <li>{feature.clone()}</li> }).collect_view()}</ul>
+                    <p>"Once the model is no longer in use, you can return here to delete it."</p>
+                    <div class="modal-footer">
+                        <button type="button" class="btn" on:click=move |_| open.set(false)>"Cancel"</button>
+                        <a class="btn btn-confirm" href="/admin/gitlab_duo/self_hosted/features">"View AI-native features"</a>
+                    </div>
+                </Modal>
+            }
+            .into_any()
+        }
+    };
+    view! {
+        <button
+            type="button"
+            class="btn btn-sm btn-danger-secondary"
+            disabled=move || !hydrated.get()
+            on:click=move |_| open.set(true)
+        >
+            "Delete"
+        </button>
+        {move || open.get().then(modal.clone())}
     }
 }

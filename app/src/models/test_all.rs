@@ -1,6 +1,6 @@
 //! "Test all", on the models tab (every model) and on the features tab (every feature a model
 //! serves, with its own prompt): each is asked GitLab's probe, several at once; each outcome
-//! appears as it comes in, then the summary ("18 of 20 answered").
+//! appears as it comes in, then the summary ("18 of 20 answered"). An island.
 
 use leptos::prelude::*;
 
@@ -8,7 +8,7 @@ use crate::chat::api::{test_all_features, test_all_models};
 use crate::chat::{LineBuffer, TestAllEvent};
 
 /// What a "Test all" button tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TestAllOf {
     Models,
     Features,
@@ -31,8 +31,11 @@ struct Progress {
     failure: Option<String>,
 }
 
-#[component]
-pub fn TestAll(of: TestAllOf, on_done: Callback<()>) -> impl IntoView {
+/// The island: the button and the outcomes as they come in. When the run ends, the parts of the
+/// page that show tests (statuses, last tests) are read again.
+#[island]
+pub fn TestAll(of: TestAllOf) -> impl IntoView {
+    crate::hydration::provide_hydration();
     let progress = RwSignal::new(None::<Progress>);
     let running = RwSignal::new(false);
     let start = move |_| {
@@ -74,7 +77,7 @@ pub fn TestAll(of: TestAllOf, on_done: Callback<()>) -> impl IntoView {
                 }
             }
             running.set(false);
-            on_done.run(());
+            crate::refresh::refresh_page_parts();
         });
     };
     let hydrated = crate::hydration::use_hydrated();

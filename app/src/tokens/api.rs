@@ -38,7 +38,12 @@ pub async fn create_token(#[server(flatten)] form: TokenForm) -> Result<CreatedT
 
 #[server(endpoint = "revoke_personal_access_token")]
 pub async fn revoke_token(id: i64) -> Result<(), AppError> {
-    ssr::revoke_token(id).await.map_err(AppError::respond)
+    let revoked = ssr::revoke_token(id).await;
+    // A plain form: its page comes back without the token, or says why it is still there.
+    if let Err(error) = &revoked {
+        crate::flash::ssr::keep(crate::flash::Flash::refusal(error, crate::error::INTERNAL_MESSAGE)).await;
+    }
+    revoked.map_err(AppError::respond)
 }
 
 #[cfg(feature = "ssr")]

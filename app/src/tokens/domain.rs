@@ -32,10 +32,11 @@ pub fn scope_above_role(scope: TokenScope) -> String {
     format!("Only administrators can create tokens with the {} scope.", scope.key())
 }
 
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a token may do. (The default, the least, stands for a row the browser does not read.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TokenScope {
     /// Read everything the user may read; change nothing.
+    #[default]
     Read,
     /// Everything the user's role allows.
     Admin,
@@ -170,7 +171,7 @@ pub fn default_expiry(today: NaiveDate) -> NaiveDate {
 }
 
 /// One token as its owner's list shows it: never the token, never its digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRow {
     pub id: i64,
     pub name: String,
@@ -191,6 +192,9 @@ impl TokenRow {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedToken {
     pub token: String,
+    /// Not read in the browser, which shows the new token and then the list drawn again by the
+    /// server: reading it would bring the date parser into the bundle.
+    #[cfg_attr(not(feature = "ssr"), serde(skip_deserializing))]
     pub row: TokenRow,
 }
 

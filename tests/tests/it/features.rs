@@ -771,8 +771,9 @@ async fn a_drawn_features_tab_is_kept_per_user_with_a_fresh_nonce_until_a_change
     assert_eq!(location(&signed_in), "/admin");
     let (audited, _) = features_tab(&auditor, first.url(path)).await;
     assert!(shown(&audited).starts_with(username(Role::Auditor)), "{}", shown(&audited));
-    // (In the data hydration reads, a JSON string in the page: its quotes are escaped.)
-    let offered = |page: &str, offered: bool| page.contains(&format!("can_add_models\\\":{offered}"));
+    // (The dropdowns' islands are given it in their props, JSON in an attribute: its quotes are
+    // escaped.)
+    let offered = |page: &str, offered: bool| page.contains(&format!("&quot;can_add&quot;:{offered}"));
     assert!(offered(&mine, true) && offered(&audited, false));
 
     // A request with a query string is passed by, neither answered from nor kept: it is where
@@ -836,7 +837,7 @@ async fn an_admin_made_auditor_while_signed_in_is_one_at_their_next_request_kept
     let app = spawn_signed_in(pool, Role::Admin).await;
     let claude = add_model(&app, "Claude", "claude_3").await;
     let path = "/admin/gitlab_duo/self_hosted/features";
-    let offered = |page: &str, offered: bool| page.contains(&format!("can_add_models\\\":{offered}"));
+    let offered = |page: &str, offered: bool| page.contains(&format!("&quot;can_add&quot;:{offered}"));
     assert!(offered(&app.get(path).await.text().await.unwrap(), true));
     assert!(offered(&app.get(path).await.text().await.unwrap(), true), "kept");
 
@@ -844,4 +845,115 @@ async fn an_admin_made_auditor_while_signed_in_is_one_at_their_next_request_kept
     sqlx::query("UPDATE users SET role = 'auditor'").execute(&app.pool).await.unwrap();
     assert!(offered(&app.get(path).await.text().await.unwrap(), false));
     assert_eq!(app.choose("duo_chat", &claude.to_string()).await.status(), StatusCode::FORBIDDEN);
+}
+
+/// A plain form post of the features tab, as the browser sends one (the dropdown posts the row's
+/// form too): it follows the answer and shows it.
+async fn post_from_tab(app: &TestApp, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    app.client
+        .post(app.url(action))
+        .header("accept", "text/html")
+        .header("referer", app.url("/admin/gitlab_duo/self_hosted/features"))
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_forms_outcome_shows_once_on_the_tab_never_from_or_into_the_kept_page(pool: PgPool) {
+    let app = spawn_signed_in(pool, Role::Admin).await;
+    let claude = add_model(&app, "Claude", "claude_3").await;
+    let path = "/admin/gitlab_duo/self_hosted/features";
+    let toasts = |page: &str| page.matches("data-testid=\"toast\"").count();
+    // Kept: drawn once, then answered from what is kept.
+    assert_eq!(toasts(&app.get(path).await.text().await.unwrap()), 0);
+    app.get(path).await;
+    assert_eq!(features_tabs_answered(&app, "kept").await, 1);
+
+    // A refused choice changes nothing, so the kept page is still current: the refusal's page
+    // is drawn for it all the same, shown once, and not kept.
+    let refused = post_from_tab(
+        &app,
+        "/api/update_ai_feature_setting",
+        &[("feature", "duo_chat"), ("choice", "999999")],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FOUND);
+    // (Leptos adds the error to the address too: a page with a query is never kept either.)
+    assert!(location(&refused).starts_with(&app.url(path)), "{}", location(&refused));
+    let page = app.get(path).await.text().await.unwrap();
+    assert_eq!(toasts(&page), 1, "the refusal is shown");
+    assert!(page.contains("toast toast-danger"), "as a failure");
+    let again = app.get(path).await.text().await.unwrap();
+    assert_eq!(toasts(&again), 0, "once");
+    assert_eq!(features_tabs_answered(&app, "kept").await, 2, "the page without it is the kept one");
+
+    // An accepted one: its toast under its section, the focus back on its row, shown once.
+    post_from_tab(
+        &app,
+        "/api/update_ai_feature_setting",
+        &[("feature", "duo_chat"), ("choice", &claude.to_string())],
+    )
+    .await;
+    let page = app.get(path).await.text().await.unwrap();
+    assert!(page.contains("Successfully updated GitLab Duo Chat / General Chat"), "the toast");
+    assert_eq!(
+        page.matches("&quot;focus&quot;:true").count(),
+        1,
+        "the focus goes back to that row's dropdown"
+    );
+    let again = app.get(path).await.text().await.unwrap();
+    assert!(!again.contains("Successfully updated"), "once");
+    let kept = app.get(path).await.text().await.unwrap();
+    assert!(!kept.contains("Successfully updated"), "and never kept");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_refused_plain_form_goes_back_to_its_page_saying_why_never_to_json_or_another_site(pool: PgPool) {
+    // An auditor's post: back to the page it came from, which says why.
+    let auditor = spawn_signed_in(pool.clone(), Role::Auditor).await;
+    let claude = add_model(&auditor, "Claude", "claude_3").await;
+    let refused = post_from_tab(
+        &auditor,
+        "/api/update_ai_feature_setting",
+        &[("feature", "duo_chat"), ("choice", &claude.to_string())],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&refused), "/admin/gitlab_duo/self_hosted/features");
+    let page = auditor.get(&location(&refused)).await.text().await.unwrap();
+    assert!(page.contains(app::error::FORBIDDEN_MESSAGE), "the page says why");
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM feature_settings").fetch_one(&auditor.pool).await.unwrap();
+    assert_eq!(stored, 0);
+
+    // A post whose page names another site goes back to this console only.
+    let elsewhere = auditor
+        .client
+        .post(auditor.url("/api/apply_ai_feature_setting_to_all"))
+        .header("accept", "text/html")
+        .header("referer", "https://phish.example/admin/gitlab_duo?x=1")
+        .form(&[("feature", "duo_chat")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&elsewhere), "/admin/gitlab_duo?x=1");
+
+    // Signed out meanwhile: to sign in, and back to the form's page after it.
+    let signed_out = new_client()
+        .post(auditor.url("/api/update_ai_feature_setting"))
+        .header("accept", "text/html")
+        .header("referer", auditor.url("/admin/gitlab_duo/self_hosted/features"))
+        .form(&[("feature", "duo_chat"), ("choice", "disabled")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&signed_out),
+        "/users/sign_in?redirect_to=%2Fadmin%2Fgitlab_duo%2Fself_hosted%2Ffeatures"
+    );
+    // Called as an API (no HTML asked for), the answer stays JSON.
+    assert_eq!(auditor.choose("duo_chat", &claude.to_string()).await.status(), StatusCode::FORBIDDEN);
 }
