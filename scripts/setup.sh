@@ -62,6 +62,16 @@ if $with_browser && [[ "$(node -p "require('./target/tools/node_modules/axe-core
   npm install --prefix target/tools --no-audit --no-fund --no-save "axe-core@$axe_version" >/dev/null
 fi
 
+# esbuild from npm, which minifies the release bundle's script and style sheet (cargo-leptos
+# would; building without it, they went out as written). Its own folder, like binaryen's.
+esbuild_version=0.24.2
+esbuild=target/tools/esbuild/node_modules/.bin/esbuild
+if $release && [[ "$("$esbuild" --version 2>/dev/null)" != "$esbuild_version" ]]; then
+  echo "setup: installing esbuild $esbuild_version"
+  mkdir -p target/tools/esbuild
+  npm install --prefix target/tools/esbuild --no-audit --no-fund --no-save "esbuild@$esbuild_version" >/dev/null
+fi
+
 # wasm-opt from npm's binaryen 132, which shrinks the release bundle and keeps it hydrating
 # (Debian's binaryen 108 breaks hydration). Its own folder: one npm install does not prune the
 # other's package.

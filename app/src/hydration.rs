@@ -57,15 +57,46 @@ pub fn typed_before_hydration(id: &str, drawn: &str) -> Option<String> {
     (typed != drawn).then_some(typed)
 }
 
-/// A server function's action, for an island: as `ServerAction::new`, but without the error a
-/// plain form post left in the address. The router reads that error on the server, and an island
-/// is hydrated in the browser without it: the two drawings would differ. A page that shows such
-/// an error gives it to its island as a prop (`error::refused`).
-pub fn island_action<S>() -> Action<S, Result<S::Output, S::Error>>
-where
-    S: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
-    S::Output: Send + Sync + 'static,
-    S::Error: Send + Sync + 'static,
-{
-    Action::new(|input: &S| S::run_on_client(input.clone()))
+/// A server function called from an island: whether a call runs, and the last one's outcome.
+/// What an island needs of Leptos's `ServerAction`, without what it does besides: it reads no
+/// error from the address (which the router reads on the server but not in the browser, where
+/// the island's two drawings would then differ; a page gives such an error to its island as a
+/// prop, `error::refused`) and keeps no input, version or cancellation, which the bundle would
+/// carry for each call's type.
+pub struct Call<O: Send + Sync + 'static> {
+    pending: RwSignal<bool>,
+    value: RwSignal<Option<Result<O, crate::error::AppError>>>,
+}
+
+impl<O: Send + Sync + 'static> Clone for Call<O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<O: Send + Sync + 'static> Copy for Call<O> {}
+
+impl<O: Send + Sync + 'static> Call<O> {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Call { pending: RwSignal::new(false), value: RwSignal::new(None) }
+    }
+
+    /// Runs `call` (a server function's call), and keeps its outcome.
+    pub fn run(self, call: impl Future<Output = Result<O, crate::error::AppError>> + 'static) {
+        self.pending.set(true);
+        leptos::task::spawn_local(async move {
+            let outcome = call.await;
+            self.value.set(Some(outcome));
+            self.pending.set(false);
+        });
+    }
+
+    pub fn pending(self) -> RwSignal<bool> {
+        self.pending
+    }
+
+    pub fn value(self) -> RwSignal<Option<Result<O, crate::error::AppError>>> {
+        self.value
+    }
 }

@@ -175,23 +175,25 @@ pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> i
                 <h2 id="chat-title">{title}</h2>
                 {move || answering.get().map(|model| view! { <p class="form-text">{format!("Answered by {model}")}</p> })}
                 <div class="chat-transcript" aria-live="polite" data-testid="chat-transcript">
-                    <For
-                        each=move || conversation.get().into_iter().enumerate()
-                        key=|(index, message)| (*index, message.text.clone())
-                        children=move |(index, message)| {
-                            let class = match message.speaker {
-                                Speaker::User => "chat-message from-user",
-                                Speaker::Assistant => "chat-message from-model",
-                            };
-                            let was_stopped = move || stopped.with(|stopped| stopped.contains(&index));
-                            view! {
-                                <div class=class>
-                                    {message.text}
-                                    {move || was_stopped().then(|| view! { <span class="badge badge-neutral chat-stopped">"Stopped"</span> })}
-                                </div>
-                            }
-                        }
-                    />
+                    // Drawn again as the reply grows: each message is updated in its place.
+                    {move || {
+                        let stopped = stopped.get();
+                        conversation
+                            .get()
+                            .into_iter()
+                            .enumerate()
+                            .map(|(index, message)| {
+                                let class = match message.speaker {
+                                    Speaker::User => "chat-message from-user",
+                                    Speaker::Assistant => "chat-message from-model",
+                                };
+                                let badge = stopped.contains(&index).then(|| view! {
+                                    <span class="badge badge-neutral chat-stopped">"Stopped"</span>
+                                });
+                                view! { <div class=class>{message.text}{badge}</div> }
+                            })
+                            .collect_view()
+                    }}
                     {move || (streaming.get() && conversation.with(|m| m.last().is_some_and(|m| m.text.is_empty())))
                         .then(|| view! { <div class="chat-message from-model typing">"…"</div> })}
                 </div>
@@ -219,7 +221,7 @@ pub fn ChatPanel(target: ChatTarget, title: String, on_close: Callback<()>) -> i
                         rows="2"
                         autofocus
                         aria-describedby="chat-keys"
-                        prop:value=move || draft.get()
+                        prop:value=draft
                         on:input=move |event| draft.set(event_target_value(&event))
                         on:keydown=move |event: leptos::ev::KeyboardEvent| {
                             // Enter sends; Shift+Enter starts a new line.

@@ -8,7 +8,7 @@ use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 use super::api::{
-    ConfigurationDraft, InstanceSettings, RunHealthCheck, SaveConfiguration, load_configuration,
+    ConfigurationDraft, InstanceSettings, SaveConfiguration, load_configuration, run_health_check,
     take_configuration_draft,
 };
 use super::health::HealthBlock;
@@ -158,7 +158,7 @@ fn ConfigurationForm(
             });
         }
     });
-    let health = crate::hydration::island_action::<RunHealthCheck>();
+    let health = crate::hydration::Call::new();
     // A check of the saved URL is stored: the health block's last check is read again.
     Effect::new(move |_| {
         if health.value().with(|result| matches!(result, Some(Ok(_)))) {
@@ -186,7 +186,7 @@ fn ConfigurationForm(
                         name="beta_enabled"
                         value="on"
                         checked=shown.0
-                        prop:checked=move || beta.get()
+                        prop:checked=beta
                         on:change=move |ev| beta.set(event_target_checked(&ev))
                     />
                     <label for="beta-enabled">"Use beta models and features in GitLab Duo Self-Hosted"</label>
@@ -227,7 +227,7 @@ fn ConfigurationForm(
                             max="600"
                             class="form-control"
                             value=initial_timeout
-                            prop:value=move || timeout.get()
+                            prop:value=timeout
                             on:input=move |ev| timeout.set(event_target_value(&ev))
                         />
                         <span>"seconds"</span>
@@ -245,7 +245,7 @@ fn ConfigurationForm(
                         type="text"
                         class="form-control"
                         value=initial_gateway
-                        prop:value=move || gateway.get()
+                        prop:value=gateway
                         on:input=move |ev| gateway.set(event_target_value(&ev))
                     />
                 </FormField>
@@ -262,7 +262,7 @@ fn ConfigurationForm(
                         class="form-control"
                         placeholder="example.com:50052"
                         value=initial_agent
-                        prop:value=move || agent.get()
+                        prop:value=agent
                         on:input=move |ev| agent.set(event_target_value(&ev))
                     />
                 </FormField>
@@ -282,7 +282,7 @@ fn ConfigurationForm(
                     aria-describedby="health-check-help"
                     disabled=move || !hydrated.get()
                     on:click=move |_| {
-                        health.dispatch(RunHealthCheck { ai_gateway_url: gateway.get_untracked() });
+                        health.run(run_health_check(gateway.get_untracked()));
                     }
                 >
                     "Run health check"

@@ -193,8 +193,7 @@ fn FeatureRowView(
     } = row;
     let stored = assignment.choice();
     let unassigned = assignment == Assignment::Unassigned;
-    let select_id = format!("feature-{key}");
-    let label_id = format!("feature-{key}-label");
+    let (select_id, label_id) = field_ids(&key);
     // GitLab offers "Disabled" only beside at least one compatible model.
     let mut options: Vec<ListOption> = choices
         .into_iter()
@@ -221,7 +220,7 @@ fn FeatureRowView(
             <td class="feature-model">
                 <div class="model-picker">
                     <FallbackForm feature=key.clone() id=select_id.clone() stored=stored.clone() options=options.clone() placeholder focus/>
-                    <ModelPicker labelled_by=label_id id=select_id stored options can_add=can_add_models focus/>
+                    <ModelPicker feature=key.clone() stored options can_add=can_add_models focus/>
                     {apply_to_all.map(|ApplyToAll { enabled, tooltip }| {
                         // The accessible name starts with the visible text, as speech input users say it.
                         let label = format!("Apply to all: the {title} model to every {section} sub-feature");
@@ -306,6 +305,12 @@ fn FallbackForm(
     }
 }
 
+/// The ids of a feature's `<select>` (the plain form's, which the dropdown's parts are named
+/// after) and of its label.
+fn field_ids(feature: &str) -> (String, String) {
+    (format!("feature-{feature}"), format!("feature-{feature}-label"))
+}
+
 /// One option of a listbox: the value the server stores and the text shown.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListOption {
@@ -322,8 +327,7 @@ pub struct ListOption {
 /// (`FallbackForm`). A choice in the dropdown is posted by that same form.
 #[island]
 fn ModelPicker(
-    labelled_by: String,
-    id: String,
+    feature: String,
     stored: String,
     /// What the dropdown offers, the models first.
     options: Vec<ListOption>,
@@ -334,6 +338,7 @@ fn ModelPicker(
 ) -> impl IntoView {
     crate::hydration::provide_hydration();
     let hydrated = use_hydrated();
+    let (id, labelled_by) = field_ids(&feature);
     // A choice is being posted: the page is about to be drawn again.
     let posting = RwSignal::new(false);
     let current = options.iter().find(|option| option.value == stored).map(|option| option.label.clone());
@@ -507,7 +512,7 @@ fn ModelPicker(
                         aria-controls=list_id.clone()
                         aria-activedescendant=active_id.clone()
                         node_ref=search_ref
-                        prop:value=move || search.get()
+                        prop:value=search
                         on:input=move |event| {
                             search.set(event_target_value(&event));
                             active.set(None);

@@ -14,7 +14,7 @@ use super::domain::{
     KeyAction, ModelForm, ModelIdentifier, Platform, VertexLocation,
 };
 use crate::catalog::Family;
-use crate::chat::api::{DiscoverModels, NOT_RECORDED, TestConnection};
+use crate::chat::api::{NOT_RECORDED, discover_models, test_connection};
 use crate::error::{AppError, FieldErrors};
 use crate::form_field::FormField;
 use crate::page_data::IslandData;
@@ -140,8 +140,8 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
 
     // Posted: the browser is leaving for the server's answer.
     let submitting = RwSignal::new(false);
-    let test = crate::hydration::island_action::<TestConnection>();
-    let discover = crate::hydration::island_action::<DiscoverModels>();
+    let test = crate::hydration::Call::new();
+    let discover = crate::hydration::Call::new();
     // A list speaks for the endpoint (or region) and key it was loaded from: a change of any
     // of them clears it.
     Effect::new(move |first: Option<()>| {
@@ -281,7 +281,8 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
         move || current_form().parse(|key| known_families.iter().any(|k| k == key)).is_ok()
     };
     let run_test = move || {
-        test.dispatch(TestConnection::from(untrack(submission)));
+        let SaveModel { id, form } = untrack(submission);
+        test.run(test_connection(id, form));
     };
     let on_submit = {
         let known_families = known_families.clone();
@@ -387,7 +388,7 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
                     type="text"
                     class=invalid_class("name")
                     value=initial_name
-                    prop:value=move || name.get()
+                    prop:value=name
                     on:input=move |ev| name.set(event_target_value(&ev))
                     on:blur=check_on_blur("name")
                 />
@@ -458,7 +459,7 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
                         type="url"
                         class=invalid_class("endpoint")
                         value=initial_endpoint.get_value()
-                        prop:value=move || endpoint.get()
+                        prop:value=endpoint
                         on:input=move |ev| endpoint.set(event_target_value(&ev))
                         on:blur=check_on_blur("endpoint")
                     />
@@ -480,7 +481,7 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
                         class=invalid_class("bedrock_region")
                         placeholder=move || console_region.get_value()
                         value=initial_region.get_value()
-                        prop:value=move || bedrock_region.get()
+                        prop:value=bedrock_region
                         on:input=move |ev| bedrock_region.set(event_target_value(&ev))
                         on:blur=check_on_blur("bedrock_region")
                     />
@@ -503,7 +504,7 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
                         autocomplete="off"
                         class=invalid_class("vertex_project")
                         value=initial_project.get_value()
-                        prop:value=move || vertex_project.get()
+                        prop:value=vertex_project
                         on:input=move |ev| vertex_project.set(event_target_value(&ev))
                         on:blur=check_on_blur("vertex_project")
                     />
@@ -522,7 +523,7 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
                         placeholder="us-central1"
                         class=invalid_class("vertex_location")
                         value=initial_location.get_value()
-                        prop:value=move || vertex_location.get()
+                        prop:value=vertex_location
                         on:input=move |ev| vertex_location.set(event_target_value(&ev))
                         on:blur=check_on_blur("vertex_location")
                     />
@@ -541,7 +542,7 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
                     class=invalid_class("identifier")
                     placeholder=move || platform.get().identifier_placeholder(&family.get())
                     value=initial_identifier
-                    prop:value=move || identifier.get()
+                    prop:value=identifier
                     on:input=move |ev| identifier.set(event_target_value(&ev))
                     on:blur=check_on_blur("identifier")
                 />
@@ -570,7 +571,8 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
                                 errors.remove(field);
                             }
                         });
-                        discover.dispatch(DiscoverModels::from(untrack(submission)));
+                        let SaveModel { id, form } = untrack(submission);
+                        discover.run(discover_models(id, form));
                     }
                 >
                     "Load models"
@@ -628,20 +630,23 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
                 <p class="form-text credentials-note">{note.text}<a href=note.href>{note.link_text}</a></p>
             })}
             {move || test.pending().get().then(|| view! { <p class="loading" role="status">"Testing the connection…"</p> })}
-            {move || test.value().get().map(|outcome| match outcome {
-                Ok(result) if result.ok => view! {
-                    <div class="alert alert-success" role="status">
-                        {format!("{} ({} ms).", result.message, result.figures.total_ms)}
-                        {(editing && !result.recorded).then(|| view! { <p class="form-text">{NOT_RECORDED}</p> })}
+            {move || test.value().get().map(|outcome| {
+                let (answered, text, unrecorded) = match outcome {
+                    Ok(result) if result.ok => {
+                        (true, format!("{} ({} ms).", result.message, result.figures.total_ms), !result.recorded)
+                    }
+                    Ok(result) => (false, result.message, !result.recorded),
+                    Err(error) => (false, error.to_string(), false),
+                };
+                view! {
+                    <div
+                        class=if answered { "alert alert-success" } else { "alert alert-danger" }
+                        role=if answered { "status" } else { "alert" }
+                    >
+                        {text}
+                        {(editing && unrecorded).then(|| view! { <p class="form-text">{NOT_RECORDED}</p> })}
                     </div>
-                }.into_any(),
-                Ok(result) => view! {
-                    <div class="alert alert-danger" role="alert">
-                        {result.message}
-                        {(editing && !result.recorded).then(|| view! { <p class="form-text">{NOT_RECORDED}</p> })}
-                    </div>
-                }.into_any(),
-                Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
+                }
             })}
             <div class="form-actions">
                 <button type="submit" class="btn btn-confirm">{submit_label}</button>
@@ -706,7 +711,7 @@ fn ApiKeyField(
                             class="form-control"
                             autocomplete="off"
                             type=move || if show_key.get() { "text" } else { "password" }
-                            prop:value=move || api_key.get()
+                            prop:value=api_key
                             on:input=move |ev| api_key.set(event_target_value(&ev))
                         />
                         <button

@@ -7,7 +7,7 @@ use leptos_meta::Title;
 
 use leptos::server_fn::ServerFn;
 
-use super::api::{CreateToken, NEEDS_SCRIPT, RevokeToken, TokensPage, load_tokens};
+use super::api::{CreateToken, NEEDS_SCRIPT, RevokeToken, TokensPage, create_token, load_tokens};
 use super::domain::TokenForm;
 use crate::error::AppError;
 use crate::flash::FlashAlert;
@@ -62,7 +62,7 @@ fn NewTokenForm(
     earliest_expiry: String,
     latest_expiry: String,
 ) -> impl IntoView {
-    let create = crate::hydration::island_action::<CreateToken>();
+    let create = crate::hydration::Call::new();
     let form_ref = NodeRef::<leptos::html::Form>::new();
     Effect::new(move |_| {
         if create.value().with(|created| matches!(created, Some(Ok(_)))) {
@@ -83,9 +83,11 @@ fn NewTokenForm(
         let Some(form) = form_ref.get_untracked() else { return };
         let Ok(data) = leptos::web_sys::FormData::new_with_form(&form) else { return };
         let field = |name: &str| data.get(name).as_string().unwrap_or_default();
-        create.dispatch(CreateToken {
-            form: TokenForm { name: field("name"), scope: field("scope"), expires_at: field("expires_at") },
-        });
+        create.run(create_token(TokenForm {
+            name: field("name"),
+            scope: field("scope"),
+            expires_at: field("expires_at"),
+        }));
     };
     let first_scope = scopes.first().map(|(key, _)| key.clone());
     let expiry_help = format!("At most one year from today; {default_expiry} if left empty.");
