@@ -50,12 +50,7 @@ pub fn ConfigurationPage() -> impl IntoView {
                     Ok(settings) => view! {
                         <FlashAlert flash=flash.clone()/>
                         {alert.map(|text| view! { <div class="alert alert-danger" role="alert">{text}</div> })}
-                        <ConfigurationForm
-                            settings=IslandData(settings)
-                            draft=IslandData(draft)
-                            hidden=IslandData(hidden)
-                            refused=IslandData(refused)
-                        />
+                        <ConfigurationForm form=IslandData(FormIsland::of(settings, draft, hidden, refused))/>
                     }
                     .into_any(),
                     Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
@@ -68,39 +63,72 @@ pub fn ConfigurationPage() -> impl IntoView {
     }
 }
 
+/// The form's fields: beta on, the timeout, the gateway's URL and the Agent Platform's.
+type Fields = (bool, String, String, String);
+
+/// What the form's island is given, only what it shows and compares.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct FormIsland {
+    /// What "changed" compares with.
+    saved: Fields,
+    /// What the fields show: what a refused save kept, else the saved values.
+    shown: Fields,
+    /// Who accepted the testing agreement, while beta is on.
+    accepted_by: Option<String>,
+    /// What turning beta off would hide: "Root Cause Analysis (uses Claude)".
+    hidden: Vec<String>,
+    /// A refused save's field errors.
+    errors: FieldErrors,
+}
+
+impl FormIsland {
+    fn of(
+        settings: InstanceSettings,
+        draft: Option<ConfigurationDraft>,
+        hidden: Vec<HiddenFeature>,
+        refused: Option<AppError>,
+    ) -> FormIsland {
+        let saved = (
+            settings.beta_enabled,
+            settings.ai_gateway_timeout_seconds.to_string(),
+            settings.ai_gateway_url.unwrap_or_default(),
+            settings.duo_agent_platform_service_url.unwrap_or_default(),
+        );
+        let shown = draft.map_or_else(
+            || saved.clone(),
+            |draft| {
+                (
+                    draft.beta_enabled,
+                    draft.ai_gateway_timeout_seconds,
+                    draft.ai_gateway_url,
+                    draft.duo_agent_platform_service_url,
+                )
+            },
+        );
+        let hidden = hidden
+            .into_iter()
+            .map(|feature| match feature.model {
+                Some(model) => format!("{} (uses {model})", feature.title),
+                None => feature.title,
+            })
+            .collect();
+        let errors = match refused {
+            Some(AppError::Validation(errors)) => errors,
+            _ => FieldErrors::new(),
+        };
+        FormIsland { saved, shown, accepted_by: settings.accepted_by, hidden, errors }
+    }
+}
+
 /// The island: the settings form, posted as a plain form; the server answers with this page,
-/// saved, or as typed with the errors (`refused`). The timeout is checked as it is typed, what
-/// turning beta off would hide is listed before it is saved, leaving with changes asks first,
-/// and "Run health check" checks the URL in the field in the page.
+/// saved, or as typed with the errors. The timeout is checked as it is typed, what turning beta
+/// off would hide is listed before it is saved, leaving with changes asks first, and "Run health
+/// check" checks the URL in the field in the page.
 #[island]
-fn ConfigurationForm(
-    settings: IslandData<InstanceSettings>,
-    draft: IslandData<Option<ConfigurationDraft>>,
-    hidden: IslandData<Vec<HiddenFeature>>,
-    refused: IslandData<Option<AppError>>,
-) -> impl IntoView {
+fn ConfigurationForm(form: IslandData<FormIsland>) -> impl IntoView {
     crate::hydration::provide_hydration();
-    let (settings, draft, hidden) = (settings.0, draft.0, hidden.0);
-    let was_on = settings.beta_enabled;
-    // What "changed" compares with: the saved values.
-    let initial = (
-        settings.beta_enabled,
-        settings.ai_gateway_timeout_seconds.to_string(),
-        settings.ai_gateway_url.clone().unwrap_or_default(),
-        settings.duo_agent_platform_service_url.clone().unwrap_or_default(),
-    );
-    // What the fields show: the saved values, or what a refused save without JavaScript kept.
-    let shown = draft.map_or_else(
-        || initial.clone(),
-        |draft| {
-            (
-                draft.beta_enabled,
-                draft.ai_gateway_timeout_seconds,
-                draft.ai_gateway_url,
-                draft.duo_agent_platform_service_url,
-            )
-        },
-    );
+    let FormIsland { saved: initial, shown, accepted_by, hidden, errors: refused_fields } = form.0;
+    let was_on = initial.0;
     let beta = RwSignal::new(shown.0);
     let timeout = RwSignal::new(shown.1.clone());
     let gateway = RwSignal::new(shown.2.clone());
@@ -127,10 +155,6 @@ fn ConfigurationForm(
         let changed = changed.clone();
         move || changed() && !submitting.get()
     }));
-    let refused_fields = match refused.0 {
-        Some(AppError::Validation(errors)) => errors,
-        _ => FieldErrors::new(),
-    };
     // After a refused save, focus goes to the first field in error, once the page can take it.
     let was_refused = !refused_fields.is_empty();
     let errors = StoredValue::new(refused_fields);
@@ -194,19 +218,13 @@ fn ConfigurationForm(
                 <p class="form-text">
                     "Enabling self-hosted beta models and features is your acceptance of the GitLab Testing Agreement."
                 </p>
-                {settings.accepted_by.clone().map(|by| view! { <p class="form-text">{format!("Accepted by {by}.")}</p> })}
+                {accepted_by.map(|by| view! { <p class="form-text">{format!("Accepted by {by}.")}</p> })}
                 // Unchecked but not saved yet: what the save would hide, and the models they use.
                 {move || (was_on && !beta.get() && !hidden.is_empty()).then(|| view! {
                     <div class="alert alert-warning" data-testid="beta-off-warning">
                         <p>"Saving with beta off hides these features until beta is turned on again:"</p>
                         <ul>
-                            {hidden.iter().map(|feature| {
-                                let text = match &feature.model {
-                                    Some(model) => format!("{} (uses {model})", feature.title),
-                                    None => feature.title.clone(),
-                                };
-                                view! { <li>{text}</li> }
-                            }).collect_view()}
+                            {hidden.iter().map(|feature| view! { <li>{feature.clone()}</li> }).collect_view()}
                         </ul>
                     </div>
                 })}

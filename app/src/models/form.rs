@@ -74,7 +74,8 @@ fn ModelFormPage(id: Option<i64>) -> impl IntoView {
 /// details stay on the server, and out of the bundle's decoders).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct FormIsland {
-    families: Vec<Family>,
+    /// Each family the form offers: its key and its label ("Llama 3 (Beta)").
+    families: Vec<(String, String)>,
     beta_enabled: bool,
     /// The region a Bedrock model without one of its own runs in (the console's).
     console_region: String,
@@ -105,6 +106,16 @@ impl FormIsland {
                 })
                 .unwrap_or_default()
         });
+        let families = families
+            .into_iter()
+            .map(|family: Family| {
+                let label = match family.release.badge() {
+                    Some(badge) => format!("{} ({badge})", family.name),
+                    None => family.name,
+                };
+                (family.key, label)
+            })
+            .collect();
         FormIsland {
             families,
             beta_enabled,
@@ -185,7 +196,7 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
         Some(_) => Some(SAVE_ERROR.to_owned()),
     };
 
-    let known_families: Vec<String> = families.iter().map(|f| f.key.clone()).collect();
+    let known_families: Vec<String> = families.iter().map(|(key, _)| key.clone()).collect();
     let known_families_for_pick = known_families.clone();
     // The one place the form's fields are gathered: what Save posts and Test connection sends.
     // Fields the platform does not use go out blank.
@@ -426,13 +437,8 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
                 >
                     <option value="" selected=move || family.get().is_empty()>"Select model"</option>
                     {families
-                        .iter()
-                        .map(|option| {
-                            let key = option.key.clone();
-                            let label = match option.release.badge() {
-                                Some(badge) => format!("{} ({badge})", option.name),
-                                None => option.name.clone(),
-                            };
+                        .into_iter()
+                        .map(|(key, label)| {
                             view! {
                                 <option value=key.clone() selected=move || family.get() == key>{label}</option>
                             }

@@ -266,6 +266,8 @@ async fn apply_to_all_names_the_model_and_undoes_and_toasts_close_by_themselves(
             b.button("Undo").await.click().await.unwrap();
             pointer_away(&b).await;
             b.text_appears("Restored the previous models of the GitLab Duo Chat features").await;
+            // The tab came back with the toast; its time counts from when the page is interactive.
+            b.hydrated().await;
             assert_eq!(stored(&app.pool, "duo_chat_explain_code").await, Some(("self_hosted".into(), Some(mistral))));
             assert_eq!(stored(&app.pool, "duo_chat_write_tests").await, Some(("unassigned".into(), None)));
             let undone: i64 = sqlx::query_scalar(
@@ -286,6 +288,7 @@ async fn apply_to_all_names_the_model_and_undoes_and_toasts_close_by_themselves(
             b.pick("Code Explanation", "General", "Use General Chat's model").await;
             b.text_appears("Successfully updated GitLab Duo Chat / Code Explanation").await;
             b.text_appears("Uses the General Chat model: Claude").await;
+            b.hydrated().await;
             assert_eq!(stored(&app.pool, "duo_chat_explain_code").await, Some(("unassigned".into(), None)));
             let shown = b.find(Locator::Id("feature-duo_chat_explain_code-trigger")).await.text().await.unwrap();
             assert!(shown.starts_with("Use General Chat's model"), "{shown}");
