@@ -68,15 +68,14 @@ pub async fn load_schedule() -> Result<Schedule, AppError> {
 #[server(endpoint = "update_check_schedule")]
 pub async fn save_schedule(interval_minutes: String) -> Result<String, AppError> {
     let saved = ssr::save_schedule(interval_minutes).await;
-    // A refused interval comes back at its field (`error::refused`); anything else is said here.
+    use crate::flash::{Flash, SCHEDULE, SCHEDULE_INTERVAL};
+    // A refused interval comes back at its field; anything else under the form.
     let flash = match &saved {
-        Ok(message) => Some(crate::flash::Flash::notice(message)),
-        Err(AppError::Validation(_)) => None,
-        Err(error) => Some(crate::flash::Flash::refusal(error, crate::error::INTERNAL_MESSAGE)),
+        Ok(message) => Flash::notice(message).about(SCHEDULE),
+        Err(error @ AppError::Validation(_)) => Flash::refusal(error, "").about(SCHEDULE_INTERVAL),
+        Err(error) => Flash::refusal(error, crate::error::INTERNAL_MESSAGE).about(SCHEDULE),
     };
-    if let Some(flash) = flash {
-        crate::flash::ssr::keep(flash.about(crate::flash::SCHEDULE)).await;
-    }
+    crate::flash::ssr::keep(flash).await;
     saved.map_err(AppError::respond)
 }
 

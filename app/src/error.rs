@@ -72,15 +72,19 @@ impl FromServerFnError for AppError {
     }
 }
 
-/// The error a plain form post to the server function `S` came back with, for the page being
-/// drawn on the server: Leptos puts it in the address it redirects to (`__err`, `__path`). `None`
-/// in the browser: an island gets it from the server's page, as a prop.
+/// The kind of error a plain form post to the server function `S` came back with, for the page
+/// being drawn on the server: Leptos puts it in the address it redirects to (`__err`, `__path`).
+/// Anyone can forge that address into a link, so a page shows its own words for the kind, never
+/// a text read from it; and a refusal at the fields is not answered here (`None`): a form keeps
+/// its field errors in the session, with what was typed (`drafts`).
 pub fn refused<S: leptos::server_fn::ServerFn>() -> Option<AppError> {
     #[cfg(feature = "ssr")]
     {
         use leptos::server_fn::error::ServerFnUrlError;
         let error = leptos::prelude::use_context::<leptos::prelude::ServerActionError>()?;
-        (error.path() == S::PATH).then(|| ServerFnUrlError::<AppError>::decode_err(error.err()))
+        let refused =
+            (error.path() == S::PATH).then(|| ServerFnUrlError::<AppError>::decode_err(error.err()))?;
+        (!matches!(refused, AppError::Validation(_))).then_some(refused)
     }
     #[cfg(not(feature = "ssr"))]
     {

@@ -18,6 +18,8 @@ pub struct Flash {
 
 /// What a flash about the scheduled checks' form names.
 pub const SCHEDULE: &str = "schedule";
+/// What a flash about the schedule's interval names: shown at that field.
+pub const SCHEDULE_INTERVAL: &str = "schedule.interval_minutes";
 /// What a flash about the AI Gateway's reachability check names.
 pub const GATEWAY: &str = "gateway";
 

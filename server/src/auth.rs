@@ -75,7 +75,7 @@ fn form_page(headers: &HeaderMap) -> String {
         .and_then(|referer| referer.to_str().ok())
         .and_then(|referer| referer.parse::<axum::http::Uri>().ok())
         .and_then(|uri| uri.path_and_query().map(|page| page.as_str().to_owned()))
-        .filter(|page| page.starts_with('/') && !page.starts_with("//"))
+        .filter(|page| is_local_path(page))
         .unwrap_or_else(|| DEFAULT_LANDING.to_owned())
 }
 
@@ -573,11 +573,16 @@ pub async fn end_user_sessions(
 /// characters are refused outright: browsers drop TAB, CR and LF from a URL, so `/<TAB>/evil`
 /// would pass as a path here and be followed as `//evil`, another host.
 fn safe_redirect(target: &str) -> Option<&str> {
-    let is_local = target.starts_with('/')
+    (is_local_path(target) && !target.starts_with(SIGN_IN_PATH)).then_some(target)
+}
+
+/// Whether a browser follows `target` on this site: a path, which neither `//` nor `/\` (read
+/// as `//`) starts, with no control character (dropped by browsers, so `/<TAB>/evil` is `//evil`).
+fn is_local_path(target: &str) -> bool {
+    target.starts_with('/')
         && !target.starts_with("//")
         && !target.contains('\\')
-        && !target.chars().any(char::is_control);
-    (is_local && !target.starts_with(SIGN_IN_PATH)).then_some(target)
+        && !target.chars().any(char::is_control)
 }
 
 fn urlencode(value: &str) -> String {

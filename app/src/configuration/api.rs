@@ -37,6 +37,10 @@ pub struct ConfigurationDraft {
     pub ai_gateway_timeout_seconds: String,
     pub ai_gateway_url: String,
     pub duo_agent_platform_service_url: String,
+    /// Why it was refused, at each field: kept with it in the session (never read from the
+    /// address, which anyone could forge into a link).
+    #[serde(default)]
+    pub errors: crate::error::FieldErrors,
 }
 
 #[server(endpoint = "update_duo_configuration")]
@@ -51,6 +55,7 @@ pub async fn save_configuration(
         ai_gateway_timeout_seconds: ai_gateway_timeout_seconds.clone(),
         ai_gateway_url: ai_gateway_url.clone(),
         duo_agent_platform_service_url: duo_agent_platform_service_url.clone(),
+        errors: Default::default(),
     };
     let saved = ssr::save(
         beta_enabled.is_some(),
@@ -61,8 +66,10 @@ pub async fn save_configuration(
     .await;
     // With JavaScript off the browser is sent back to the page, which would otherwise show
     // the saved values under the errors of the typed ones.
-    if matches!(saved, Err(AppError::Validation(_))) && crate::error::is_plain_form_post() {
-        ssr::keep_draft(draft).await;
+    if let Err(AppError::Validation(errors)) = &saved
+        && crate::error::is_plain_form_post()
+    {
+        ssr::keep_draft(ConfigurationDraft { errors: errors.clone(), ..draft }).await;
     }
     if saved.is_ok() {
         crate::flash::ssr::keep(crate::flash::Flash::notice(super::rules::SAVED)).await;

@@ -9,7 +9,7 @@ use leptos::server_fn::ServerFn;
 use super::api::{HealthCheck, RunHealthCheck, load_gateway_reachability};
 use crate::checks::{SaveSchedule, Schedule, load_schedule};
 use crate::features::api::{Readiness, load_readiness};
-use crate::flash::{Flash, FlashAlert, GATEWAY, SCHEDULE};
+use crate::flash::{Flash, FlashAlert, GATEWAY, SCHEDULE, SCHEDULE_INTERVAL};
 use crate::form_field::FormField;
 use crate::models::domain::status_time;
 
@@ -55,7 +55,13 @@ pub fn HealthBlock(flash: Option<Flash>) -> impl IntoView {
                     let flash = flash.clone();
                     Suspend::new(async move {
                     match schedule.await {
-                        Ok(schedule) => view! { <ScheduleForm schedule/> <FlashAlert flash about=SCHEDULE/> }.into_any(),
+                        Ok(schedule) => {
+                            let error = flash
+                                .clone()
+                                .filter(|flash| flash.about.as_deref() == Some(SCHEDULE_INTERVAL))
+                                .map(|flash| flash.text);
+                            view! { <ScheduleForm schedule error/> <FlashAlert flash about=SCHEDULE/> }.into_any()
+                        }
                         Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
                     }
                 })}}
@@ -102,11 +108,9 @@ fn GatewayCheck(last: HealthCheck) -> impl IntoView {
 }
 
 /// A plain form: the page comes back with the schedule saved and a notice, or with the
-/// interval's error at its field.
+/// interval's `error` at its field.
 #[component]
-fn ScheduleForm(schedule: Schedule) -> impl IntoView {
-    let error =
-        crate::error::refused::<SaveSchedule>().and_then(|error| error.message_for("interval_minutes"));
+fn ScheduleForm(schedule: Schedule, error: Option<String>) -> impl IntoView {
     let rounds = match (schedule.last_round_at, schedule.next_due) {
         (_, None) => "Off: no model is checked unless someone tests it.".to_owned(),
         (None, Some(next)) => format!("Next round {}.", status_time(next)),

@@ -39,10 +39,10 @@ pub fn ConfigurationPage() -> impl IntoView {
                 let hidden = hidden.await.unwrap_or_default();
                 let draft = draft.await.ok().flatten();
                 let flash = flash.await;
-                // A refused save comes back to this page: its field errors go to the form.
-                let refused = crate::error::refused::<SaveConfiguration>();
-                let alert = match &refused {
-                    Some(AppError::Validation(_)) | None => None,
+                // A refused save comes back to this page: its field errors come with its draft,
+                // any other refusal is said in the console's own words.
+                let alert = match crate::error::refused::<SaveConfiguration>() {
+                    None => None,
                     Some(AppError::Forbidden) => Some(AppError::Forbidden.to_string()),
                     Some(_) => Some(SAVE_FAILED.to_owned()),
                 };
@@ -50,7 +50,7 @@ pub fn ConfigurationPage() -> impl IntoView {
                     Ok(settings) => view! {
                         <FlashAlert flash=flash.clone()/>
                         {alert.map(|text| view! { <div class="alert alert-danger" role="alert">{text}</div> })}
-                        <ConfigurationForm form=IslandData(FormIsland::of(settings, draft, hidden, refused))/>
+                        <ConfigurationForm form=IslandData(FormIsland::of(settings, draft, hidden))/>
                     }
                     .into_any(),
                     Err(error) => view! { <div class="alert alert-danger" role="alert">{error.to_string()}</div> }.into_any(),
@@ -86,7 +86,6 @@ impl FormIsland {
         settings: InstanceSettings,
         draft: Option<ConfigurationDraft>,
         hidden: Vec<HiddenFeature>,
-        refused: Option<AppError>,
     ) -> FormIsland {
         let saved = (
             settings.beta_enabled,
@@ -94,15 +93,16 @@ impl FormIsland {
             settings.ai_gateway_url.unwrap_or_default(),
             settings.duo_agent_platform_service_url.unwrap_or_default(),
         );
-        let shown = draft.map_or_else(
-            || saved.clone(),
+        let (shown, errors) = draft.map_or_else(
+            || (saved.clone(), FieldErrors::new()),
             |draft| {
-                (
+                let shown = (
                     draft.beta_enabled,
                     draft.ai_gateway_timeout_seconds,
                     draft.ai_gateway_url,
                     draft.duo_agent_platform_service_url,
-                )
+                );
+                (shown, draft.errors)
             },
         );
         let hidden = hidden
@@ -112,10 +112,6 @@ impl FormIsland {
                 None => feature.title,
             })
             .collect();
-        let errors = match refused {
-            Some(AppError::Validation(errors)) => errors,
-            _ => FieldErrors::new(),
-        };
         FormIsland { saved, shown, accepted_by: settings.accepted_by, hidden, errors }
     }
 }

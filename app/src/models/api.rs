@@ -63,6 +63,10 @@ pub struct ModelFormData {
     /// What the admin typed before a refused save posted with JavaScript off (never the API
     /// key), so the form comes back filled in beside its errors.
     pub draft: Option<ModelForm>,
+    /// The refused save's errors at each field, kept with the draft in the session (never read
+    /// from the address, which anyone could forge into a link).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub draft_errors: crate::error::FieldErrors,
 }
 
 #[server(endpoint = "self_hosted_models", input = GetUrl)]
@@ -79,8 +83,10 @@ pub async fn load_model_form(id: Option<i64>) -> Result<ModelFormData, AppError>
 #[server(endpoint = "save_self_hosted_model")]
 pub async fn save_model(id: Option<i64>, #[server(flatten)] form: ModelForm) -> Result<(), AppError> {
     let saved = ssr::save_model(id, form.clone()).await;
-    if matches!(saved, Err(AppError::Validation(_))) && crate::error::is_plain_form_post() {
-        ssr::keep_draft(id, form).await;
+    if let Err(AppError::Validation(errors)) = &saved
+        && crate::error::is_plain_form_post()
+    {
+        ssr::keep_draft(id, form, errors.clone()).await;
     }
     saved.map(|_| ()).map_err(AppError::respond)
 }
@@ -187,9 +193,16 @@ pub mod ssr {
         {
             families.push(family.clone());
         }
-        let draft = take_draft(id).await;
+        let (draft, draft_errors) = take_draft(id).await.unzip();
         let console_region = expect_context::<ConsoleRegion>().0;
-        Ok(ModelFormData { families, beta_enabled, model, console_region, draft })
+        Ok(ModelFormData {
+            families,
+            beta_enabled,
+            model,
+            console_region,
+            draft,
+            draft_errors: draft_errors.unwrap_or_default(),
+        })
     }
 
     /// A refused form, kept in the session until its page is shown again.
@@ -197,19 +210,22 @@ pub mod ssr {
     struct Draft {
         id: Option<i64>,
         form: ModelForm,
+        #[serde(default)]
+        errors: crate::error::FieldErrors,
     }
 
     const DRAFT_KEY: &str = "model_form_draft";
 
     /// Keeps what the admin typed (without the key) for the form's next rendering.
-    pub async fn keep_draft(id: Option<i64>, form: ModelForm) {
-        crate::drafts::ssr::keep(DRAFT_KEY, Draft { id, form: form.without_key() }).await;
+    pub async fn keep_draft(id: Option<i64>, form: ModelForm, errors: crate::error::FieldErrors) {
+        crate::drafts::ssr::keep(DRAFT_KEY, Draft { id, form: form.without_key(), errors }).await;
     }
 
-    /// The draft kept for the form of model `id` (or a new one), taken out of the session.
-    async fn take_draft(id: Option<i64>) -> Option<ModelForm> {
+    /// The draft kept for the form of model `id` (or a new one), with its errors, taken out of
+    /// the session.
+    async fn take_draft(id: Option<i64>) -> Option<(ModelForm, crate::error::FieldErrors)> {
         let draft: Draft = crate::drafts::ssr::take(DRAFT_KEY).await?;
-        (draft.id == id).then_some(draft.form)
+        (draft.id == id).then_some((draft.form, draft.errors))
     }
 
     /// The audit trail's view of a model: everything but the key, which appears as its

@@ -52,13 +52,18 @@ fn ModelFormPage(id: Option<i64>) -> impl IntoView {
                         } else {
                             "Add a new AI model that can be used for GitLab Duo self-hosted features."
                         };
-                        // A refused post comes back to this page with its error (and its values).
-                        let refused = crate::error::refused::<SaveModel>();
+                        // A refused post comes back to this page: its values and field errors
+                        // with its draft, any other refusal in the console's own words.
+                        let refused = crate::error::refused::<SaveModel>().map(|error| match error {
+                            AppError::Forbidden => AppError::Forbidden.to_string(),
+                            _ => SAVE_ERROR.to_owned(),
+                        });
                         view! {
                             <Title text=title/>
                             <h1 class="page-title">{title}</h1>
                             <p class="page-description">{description}</p>
-                            <ModelFormView form=IslandData(FormIsland::of(data)) refused=IslandData(refused)/>
+                            {refused.map(|text| view! { <div class="alert alert-danger" role="alert">{text}</div> })}
+                            <ModelFormView form=IslandData(FormIsland::of(data))/>
                         }
                         .into_any()
                     }
@@ -85,11 +90,13 @@ struct FormIsland {
     fingerprint: Option<String>,
     /// What the fields show: what the admin typed before a refused save, else what is stored.
     initial: ModelForm,
+    /// The refused save's errors, at their fields.
+    errors: FieldErrors,
 }
 
 impl FormIsland {
     fn of(data: ModelFormData) -> FormIsland {
-        let ModelFormData { families, beta_enabled, model, console_region, draft } = data;
+        let ModelFormData { families, beta_enabled, model, console_region, draft, draft_errors } = data;
         let initial = draft.unwrap_or_else(|| {
             model
                 .as_ref()
@@ -123,6 +130,7 @@ impl FormIsland {
             id: model.as_ref().map(|m| m.id.0),
             fingerprint: model.and_then(|m| m.api_key_fingerprint),
             initial,
+            errors: draft_errors,
         }
     }
 }
@@ -130,11 +138,11 @@ impl FormIsland {
 /// The island: the form, which checks each field as it is left, follows the platform chosen,
 /// loads the models an endpoint serves, and tests the connection. It is posted as a plain form
 /// once every field passes: the server answers with the features tab, or with this page again,
-/// as typed, with its error (`refused`).
+/// as typed, with its errors.
 #[island]
-fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppError>>) -> impl IntoView {
+fn ModelFormView(form: IslandData<FormIsland>) -> impl IntoView {
     crate::hydration::provide_hydration();
-    let FormIsland { families, beta_enabled, console_region, id, fingerprint, initial } = form.0;
+    let FormIsland { families, beta_enabled, console_region, id, fingerprint, initial, errors } = form.0;
     let editing = id.is_some();
 
     let name = RwSignal::new(initial.name);
@@ -180,21 +188,13 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
         }
     });
     // Errors from the server: a refused post comes back with the page.
-    let errors = RwSignal::new(match &refused.0 {
-        Some(AppError::Validation(errors)) => errors.clone(),
-        _ => FieldErrors::new(),
-    });
+    let errors = RwSignal::new(errors);
     // "Load models" failures belong to the field to fix (endpoint, key, region).
     Effect::new(move |_| {
         if let Some(Err(AppError::Validation(found))) = discover.value().get() {
             errors.update(|errors| errors.extend(found));
         }
     });
-    let form_error = match refused.0 {
-        Some(AppError::Validation(_)) | None => None,
-        Some(AppError::Forbidden) => Some(AppError::Forbidden.to_string()),
-        Some(_) => Some(SAVE_ERROR.to_owned()),
-    };
 
     let known_families: Vec<String> = families.iter().map(|(key, _)| key.clone()).collect();
     let known_families_for_pick = known_families.clone();
@@ -389,7 +389,6 @@ fn ModelFormView(form: IslandData<FormIsland>, refused: IslandData<Option<AppErr
     };
 
     view! {
-        {form_error.map(|text| view! { <div class="alert alert-danger" role="alert">{text}</div> })}
         <form class="model-form" method="post" action=SaveModel::url() on:submit=on_submit novalidate>
             {id.map(|id| view! { <input type="hidden" name="id" value=id.to_string()/> })}
             <FormField id="model-name" label="Deployment name" error=error_for("name") help="A unique and descriptive name for your deployment.">

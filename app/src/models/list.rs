@@ -164,9 +164,11 @@ fn ModelsTable(listing: ModelsPage, search: String) -> impl IntoView {
                                 // Read again after a test or "Test all" (`refresh.rs`).
                                 <td class="last-test" data-refresh=format!("last-test-{}", model.id.0)>{last_test}</td>
                                 <td class="actions">
-                                    <TestButton target=ChatTarget::Model(model.id.0) title=model.name.clone()/>
-                                    <a class="btn btn-sm" href=edit_href>"Edit"</a>
-                                    <DeleteModel id=model.id.0 name=model.name.clone() used_by=model.used_by.clone()/>
+                                    <div class="row-actions">
+                                        <TestButton target=ChatTarget::Model(model.id.0) title=model.name.clone()/>
+                                        <a class="btn btn-sm" href=edit_href>"Edit"</a>
+                                        <DeleteModel id=model.id.0 name=model.name.clone() used_by=model.used_by.clone()/>
+                                    </div>
                                 </td>
                             </tr>
                         }

@@ -939,6 +939,18 @@ async fn a_refused_plain_form_goes_back_to_its_page_saying_why_never_to_json_or_
         .await
         .unwrap();
     assert_eq!(location(&elsewhere), "/admin/gitlab_duo?x=1");
+    // One whose path a browser would read as another host (`/\\host` is `//host`) goes to the
+    // Admin area instead.
+    let sneaky = auditor
+        .client
+        .post(auditor.url("/api/apply_ai_feature_setting_to_all"))
+        .header("accept", "text/html")
+        .header("referer", "https://phish.example/\\phish.example/")
+        .form(&[("feature", "duo_chat")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&sneaky), "/admin");
 
     // Signed out meanwhile: to sign in, and back to the form's page after it.
     let signed_out = new_client()

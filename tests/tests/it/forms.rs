@@ -146,3 +146,36 @@ async fn the_model_form_checks_the_endpoint_with_the_browsers_own_url_parser(poo
         })
         .await;
 }
+
+/// The address a refused plain form post to `server_fn` goes back to, as Leptos writes it, with
+/// `error` in it: anyone can put such an address in a link.
+fn forged_refusal(page: &str, server_fn: &str, error: serde_json::Value) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::URL_SAFE.encode(error.to_string());
+    format!("{page}?__path=%2Fapi%2F{server_fn}&__err={encoded}")
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_refusal_forged_into_a_link_shows_none_of_its_words(pool: PgPool) {
+    let app = spawn_signed_in(pool, Role::Admin).await;
+    let lure = "Your session expired: call 555-0100 to sign in again";
+    let shown = |address: String| {
+        let app = &app;
+        async move { app.get(&address).await.text().await.unwrap() }
+    };
+    let at_field = |field: &str| serde_json::json!({ "Validation": { field: lure } });
+
+    let configuration = "/admin/gitlab_duo/configuration";
+    let page =
+        shown(forged_refusal(configuration, "update_duo_configuration", at_field("ai_gateway_url"))).await;
+    assert!(!page.contains("call 555"), "a field error read from the address");
+
+    let new_model = "/admin/gitlab_duo/self_hosted/models/new";
+    let page = shown(forged_refusal(new_model, "save_self_hosted_model", at_field("name"))).await;
+    assert!(!page.contains("call 555"), "a field error read from the address");
+    let page =
+        shown(forged_refusal(new_model, "save_self_hosted_model", serde_json::json!({ "Conflict": lure })))
+            .await;
+    assert!(!page.contains("call 555"), "a refusal's words read from the address");
+    assert!(page.contains(app::models::form::SAVE_ERROR), "the console's own words instead");
+}
