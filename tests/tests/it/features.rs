@@ -928,29 +928,25 @@ async fn a_refused_plain_form_goes_back_to_its_page_saying_why_never_to_json_or_
         sqlx::query_scalar("SELECT count(*) FROM feature_settings").fetch_one(&auditor.pool).await.unwrap();
     assert_eq!(stored, 0);
 
-    // A post whose page names another site goes back to this console only.
-    let elsewhere = auditor
-        .client
-        .post(auditor.url("/api/apply_ai_feature_setting_to_all"))
-        .header("accept", "text/html")
-        .header("referer", "https://phish.example/admin/gitlab_duo?x=1")
-        .form(&[("feature", "duo_chat")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(location(&elsewhere), "/admin/gitlab_duo?x=1");
-    // One whose path a browser would read as another host (`/\\host` is `//host`) goes to the
-    // Admin area instead.
-    let sneaky = auditor
-        .client
-        .post(auditor.url("/api/apply_ai_feature_setting_to_all"))
-        .header("accept", "text/html")
-        .header("referer", "https://phish.example/\\phish.example/")
-        .form(&[("feature", "duo_chat")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(location(&sneaky), "/admin");
+    // A post whose page names another site goes back to this console only; one whose path a
+    // browser would read as another host (`/\\host` is `//host`) to the Admin area.
+    let back_from = |referer: &'static str| {
+        let client = auditor.client.clone();
+        let url = auditor.url("/api/apply_ai_feature_setting_to_all");
+        async move {
+            let posted = client
+                .post(url)
+                .header("accept", "text/html")
+                .header("referer", referer)
+                .form(&[("feature", "duo_chat")])
+                .send()
+                .await
+                .unwrap();
+            location(&posted)
+        }
+    };
+    assert_eq!(back_from("https://phish.example/admin/gitlab_duo?x=1").await, "/admin/gitlab_duo?x=1");
+    assert_eq!(back_from("https://phish.example/\\phish.example/").await, "/admin");
 
     // Signed out meanwhile: to sign in, and back to the form's page after it.
     let signed_out = new_client()
