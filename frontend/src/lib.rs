@@ -8,8 +8,8 @@ use app as _;
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    // A server function that redirects (a saved model's form goes to the features) leads to a
-    // whole page, as every link does: the pages are the server's.
+    // A server function called from an island that answers with a redirect leads to a whole
+    // page, as every link does: the pages are the server's.
     let _ = leptos::server_fn::redirect::set_redirect_hook(|path: &str| {
         let _ = leptos::prelude::window().location().set_href(path);
     });

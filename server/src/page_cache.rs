@@ -1,7 +1,7 @@
 //! The features tab, kept as drawn, per replica, until anything it shows changes.
 //!
-//! It is the page admins reload most, and drawing its HTML (about 50 KB for 20 models, with the
-//! data hydration needs beside it) costs more CPU than the rest of the request. What it shows depends on
+//! It is the page admins reload most, and drawing its HTML (about 60 KB for 20 models, the
+//! dropdowns' props among it) costs more CPU than the rest of the request. What it shows depends on
 //! three things only: the path, the signed-in user (the top bar) and the features tab's data.
 //! `features_generation` versions those data across replicas: any change to them, made by any
 //! replica, `config import` or psql, moves it in the change's own transaction (see its
