@@ -146,7 +146,7 @@ pub async fn require_sign_in(
             request.extensions_mut().insert(user);
             request.extensions_mut().insert(generation);
             if pending_flash {
-                request.extensions_mut().insert(crate::page_cache::PendingFlash);
+                request.extensions_mut().insert(app::flash::FlashWaiting);
             }
             let mut response = next.run(request).await;
             // What a signed-in user sees stays out of shared and browser caches (the back button

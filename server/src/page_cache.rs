@@ -47,11 +47,6 @@ const LARGEST_KEPT: usize = 2 * 1024 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct FeaturesGeneration(pub i64);
 
-/// A flash waits in the session for the page being drawn (the outcome of a form just posted):
-/// that page is for this one visit, so it is neither answered from what is kept nor kept.
-#[derive(Debug, Clone, Copy)]
-pub struct PendingFlash;
-
 /// What the middleware needs: this replica's pages, and the metrics that count them.
 #[derive(Clone)]
 pub struct FeaturesPages {
@@ -118,7 +113,8 @@ pub async fn features_pages(
     let (Some(path), true, None) = (path, request.method() == Method::GET, request.uri().query()) else {
         return next.run(request).await;
     };
-    if request.extensions().get::<PendingFlash>().is_some() {
+    // A flash waits (a form's outcome): the page drawn with it is for this one visit.
+    if request.extensions().get::<app::flash::FlashWaiting>().is_some() {
         return next.run(request).await;
     }
     let Some(user) =

@@ -243,11 +243,13 @@ async fn apply_to_all_names_the_model_and_undoes_and_toasts_close_by_themselves(
                 .click()
                 .await
                 .unwrap();
-            pointer_away(&b).await;
+            // The form is posted: the tab comes back with the toast (the pointer moved off it
+            // once that page is there).
             b.find(Locator::XPath(
                 "//*[@data-testid='toast'][contains(., 'Successfully updated all GitLab Duo Chat features to Claude')]",
             ))
             .await;
+            pointer_away(&b).await;
             assert_eq!(stored(&app.pool, "duo_chat_explain_code").await, Some(("self_hosted".into(), Some(claude))));
             // The list is read again and drawn anew; the toast stays through it.
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -264,10 +266,10 @@ async fn apply_to_all_names_the_model_and_undoes_and_toasts_close_by_themselves(
 
             // Undo: one request puts each feature back, audited.
             b.button("Undo").await.click().await.unwrap();
-            pointer_away(&b).await;
             b.text_appears("Restored the previous models of the GitLab Duo Chat features").await;
             // The tab came back with the toast; its time counts from when the page is interactive.
             b.hydrated().await;
+            pointer_away(&b).await;
             assert_eq!(stored(&app.pool, "duo_chat_explain_code").await, Some(("self_hosted".into(), Some(mistral))));
             assert_eq!(stored(&app.pool, "duo_chat_write_tests").await, Some(("unassigned".into(), None)));
             let undone: i64 = sqlx::query_scalar(

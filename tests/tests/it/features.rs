@@ -828,6 +828,12 @@ async fn a_kept_features_tab_and_a_signed_in_no_op_each_visit_the_database_once(
     let before = visits.load(Ordering::SeqCst);
     assert_eq!(app.get("/api/current_user").await.status(), StatusCode::OK);
     assert_eq!(visits.load(Ordering::SeqCst) - before, 1, "one visit for the signed-in user alone");
+
+    // Drawn afresh (a query string passes the kept page by), with its data kept by the replica:
+    // the guard's query and the generation's. No flash waits, so the session is not read again.
+    let before = visits.load(Ordering::SeqCst);
+    assert_eq!(app.get(&format!("{path}?fresh")).await.status(), StatusCode::OK);
+    assert_eq!(visits.load(Ordering::SeqCst) - before, 2, "the guard's and the generation's");
     // Its connections closed, so that the test's database can be dropped.
     app.pool.close().await;
 }
