@@ -39,14 +39,21 @@ async fn a_refused_configuration_keeps_what_was_typed_and_points_at_the_first_er
             // A URL the server refuses: the typed values stay, focus goes to the field.
             b.field("Local AI Gateway URL").await.send_keys("ftp://gateway.example").await.unwrap();
             b.button("Save changes").await.click().await.unwrap();
-            b.text_appears("The URL must be a complete URL").await;
-            let gateway = b.field("Local AI Gateway URL").await;
+            // The form is posted and its page comes back. The field's help already holds the
+            // error's words, so the test waits for what only the new page has: the field
+            // marked, focused and described by its error, and reads the values from that page.
+            let gateway = b.find(Locator::Css("#ai-gateway-url[aria-invalid='true']:focus")).await;
+            let error = b.find(Locator::Css("#ai-gateway-url-error")).await;
+            assert!(error.text().await.unwrap().contains("The URL must be a complete URL"));
+            assert_eq!(
+                gateway.attr("aria-describedby").await.unwrap().as_deref(),
+                Some("ai-gateway-url-error")
+            );
             assert_eq!(gateway.prop("value").await.unwrap().as_deref(), Some("ftp://gateway.example"));
             assert_eq!(
                 b.field("AI Gateway request timeout").await.prop("value").await.unwrap().as_deref(),
                 Some("120")
             );
-            b.find(Locator::Css("#ai-gateway-url[aria-invalid='true']:focus")).await;
             let stored: i32 = sqlx::query_scalar("SELECT ai_gateway_timeout_seconds FROM instance_settings")
                 .fetch_one(&app.pool)
                 .await
