@@ -72,22 +72,29 @@ impl FromServerFnError for AppError {
     }
 }
 
-/// The kind of error a plain form post to the server function `S` came back with, for the page
-/// being drawn on the server: Leptos puts it in the address it redirects to (`__err`, `__path`).
-/// Anyone can forge that address into a link, so a page shows its own words for the kind, never
-/// a text read from it; and a refusal at the fields is not answered here (`None`): a form keeps
-/// its field errors in the session, with what was typed (`drafts`).
-pub fn refused<S: leptos::server_fn::ServerFn>() -> Option<AppError> {
+/// What the page being drawn on the server says above its form when a plain form post to the
+/// server function `S` came back refused: Leptos puts the error in the address it redirects to
+/// (`__err`, `__path`). Anyone can forge that address into a link, so only the kind of error is
+/// read from it, and the page says it in its own words: a refusal of the user's role, else
+/// `otherwise`. A refusal at the fields gives none here: a form keeps its field errors in the
+/// session, with what was typed (`drafts`).
+pub fn refusal_message<S: leptos::server_fn::ServerFn>(otherwise: &str) -> Option<String> {
     #[cfg(feature = "ssr")]
     {
         use leptos::server_fn::error::ServerFnUrlError;
         let error = leptos::prelude::use_context::<leptos::prelude::ServerActionError>()?;
-        let refused =
-            (error.path() == S::PATH).then(|| ServerFnUrlError::<AppError>::decode_err(error.err()))?;
-        (!matches!(refused, AppError::Validation(_))).then_some(refused)
+        if error.path() != S::PATH {
+            return None;
+        }
+        match ServerFnUrlError::<AppError>::decode_err(error.err()) {
+            AppError::Validation(_) => None,
+            AppError::Forbidden => Some(AppError::Forbidden.to_string()),
+            _ => Some(otherwise.to_owned()),
+        }
     }
     #[cfg(not(feature = "ssr"))]
     {
+        let _ = otherwise;
         None
     }
 }

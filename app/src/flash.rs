@@ -63,18 +63,13 @@ impl Flash {
     }
 }
 
-/// A flash waits in the session of the request being served: the sign-in guard, which reads
-/// the session anyway, marks the request with it. A page looks for a flash only then, so a
-/// page without one never loads the session a second time, and a page drawn with one is
-/// neither answered from the kept features tab nor kept (`server/src/page_cache.rs`).
-#[derive(Debug, Clone, Copy)]
-pub struct FlashWaiting;
-
 /// The flash waiting for the page being drawn, taken (a page's resource; nothing in the browser).
+/// Looked for only when the session held one as the guard read it (`drafts::SessionHolds`); a
+/// page drawn with one is neither answered from the kept features tab nor kept
+/// (`server/src/page_cache.rs`).
 pub async fn take_for_page() -> Option<Flash> {
     #[cfg(feature = "ssr")]
     {
-        let axum::Extension(FlashWaiting) = leptos_axum::extract().await.ok()?;
         ssr::take().await
     }
     #[cfg(not(feature = "ssr"))]

@@ -132,7 +132,7 @@ pub async fn require_sign_in(
             Redirect::to(DEFAULT_LANDING).into_response()
         }
         _ if path == SIGN_IN_PATH => next.run(request).await,
-        Some((user, generation, pending_flash)) => {
+        Some((user, generation, held)) => {
             if changes_something && !user.is_admin() && !SELF_SERVICE_PATHS.contains(&path.as_str()) {
                 if is_plain_form_post(&path, &request) {
                     let refused = app::flash::Flash::alert(AppError::Forbidden.to_string());
@@ -145,9 +145,7 @@ pub async fn require_sign_in(
             }
             request.extensions_mut().insert(user);
             request.extensions_mut().insert(generation);
-            if pending_flash {
-                request.extensions_mut().insert(app::flash::FlashWaiting);
-            }
+            request.extensions_mut().insert(held);
             let mut response = next.run(request).await;
             // What a signed-in user sees stays out of shared and browser caches (the back button
             // after sign-out, a proxy, the next person at a shared computer).
@@ -171,7 +169,7 @@ pub async fn require_sign_in(
 }
 
 /// The signed-in user of this request, with the features tab's generation read beside them, and
-/// whether a flash waits in the session.
+/// the names of what the session holds (a flash or a refused form's values waiting for a page).
 ///
 /// The session, its user and the generation come in one round trip (`sessions::find_signed_in`)
 /// and tower-sessions' own copy of the session is left unloaded: a request that only reads a
@@ -181,7 +179,7 @@ async fn signed_in_user(
     state: &AppState,
     session: &Session,
     max_age: chrono::TimeDelta,
-) -> Result<Option<(CurrentUser, FeaturesGeneration, bool)>, AppError> {
+) -> Result<Option<(CurrentUser, FeaturesGeneration, app::drafts::SessionHolds)>, AppError> {
     let unavailable = |error: tower_sessions::session::Error| {
         tracing::error!(error = %error, "could not load the session");
         AppError::Unavailable
@@ -213,9 +211,10 @@ async fn signed_in_user(
         }
         session.insert(SEEN_KEY, now).await.map_err(unavailable)?;
     }
-    // A flash waits for the next page: that page is drawn for this one visit.
-    let pending_flash = found.record.data.contains_key(app::flash::FLASH_KEY);
-    Ok(Some((user, FeaturesGeneration(found.features_generation), pending_flash)))
+    // What waits in the session for the page (a flash, a refused form's values) is looked for
+    // only when the row holds it.
+    let held = app::drafts::SessionHolds(found.record.data.keys().cloned().collect());
+    Ok(Some((user, FeaturesGeneration(found.features_generation), held)))
 }
 
 pub const CROSS_SITE_MESSAGE: &str = "This request came from another site and was refused.";

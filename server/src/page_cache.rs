@@ -114,7 +114,8 @@ pub async fn features_pages(
         return next.run(request).await;
     };
     // A flash waits (a form's outcome): the page drawn with it is for this one visit.
-    if request.extensions().get::<app::flash::FlashWaiting>().is_some() {
+    let held = request.extensions().get::<app::drafts::SessionHolds>();
+    if held.is_some_and(|held| held.holds(app::flash::FLASH_KEY)) {
         return next.run(request).await;
     }
     let Some(user) =

@@ -12,7 +12,7 @@ use super::api::{
     take_configuration_draft,
 };
 use super::health::HealthBlock;
-use crate::error::{AppError, FieldErrors};
+use crate::error::FieldErrors;
 use crate::features::api::{HiddenFeature, features_hidden_without_beta};
 use crate::flash::FlashAlert;
 use crate::form_field::FormField;
@@ -41,11 +41,7 @@ pub fn ConfigurationPage() -> impl IntoView {
                 let flash = flash.await;
                 // A refused save comes back to this page: its field errors come with its draft,
                 // any other refusal is said in the console's own words.
-                let alert = match crate::error::refused::<SaveConfiguration>() {
-                    None => None,
-                    Some(AppError::Forbidden) => Some(AppError::Forbidden.to_string()),
-                    Some(_) => Some(SAVE_FAILED.to_owned()),
-                };
+                let alert = crate::error::refusal_message::<SaveConfiguration>(SAVE_FAILED);
                 match settings.await {
                     Ok(settings) => view! {
                         <FlashAlert flash=flash.clone()/>

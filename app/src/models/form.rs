@@ -54,10 +54,7 @@ fn ModelFormPage(id: Option<i64>) -> impl IntoView {
                         };
                         // A refused post comes back to this page: its values and field errors
                         // with its draft, any other refusal in the console's own words.
-                        let refused = crate::error::refused::<SaveModel>().map(|error| match error {
-                            AppError::Forbidden => AppError::Forbidden.to_string(),
-                            _ => SAVE_ERROR.to_owned(),
-                        });
+                        let refused = crate::error::refusal_message::<SaveModel>(SAVE_ERROR);
                         view! {
                             <Title text=title/>
                             <h1 class="page-title">{title}</h1>

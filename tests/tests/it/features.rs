@@ -838,6 +838,62 @@ async fn a_kept_features_tab_and_a_signed_in_no_op_each_visit_the_database_once(
     app.pool.close().await;
 }
 
+/// A page with a form looks for a refused post's values (or a flash) in the session only when
+/// the session held some as the sign-in guard read it: with nothing waiting, the guard's query
+/// is the only read of the session; with a draft waiting, the session is loaded again and saved
+/// without it.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_forms_page_loads_the_session_again_only_when_a_refused_posts_values_wait_in_it(pool: PgPool) {
+    let (counted, visits) = counting_pool(&pool);
+    let app = TestApp::builder(counted).spawn_signed_in(Role::Admin).await;
+    let visit = async |page: &str| {
+        let before = visits.load(Ordering::SeqCst);
+        let response = app.get(page).await;
+        assert_eq!(response.status(), StatusCode::OK, "{page}");
+        (visits.load(Ordering::SeqCst) - before, response.text().await.unwrap())
+    };
+    let new_model = "/admin/gitlab_duo/self_hosted/models/new";
+    let (visited, _) = visit(new_model).await;
+    assert_eq!(visited, 2, "the guard's query and the instance settings' (beta on?), no session load");
+
+    let pages = [
+        (
+            "/admin/gitlab_duo/configuration",
+            "/api/update_duo_configuration",
+            vec![
+                ("ai_gateway_timeout_seconds", "30"),
+                ("ai_gateway_url", "ftp://gateway.example"),
+                ("duo_agent_platform_service_url", ""),
+            ],
+        ),
+        (new_model, "/api/save_self_hosted_model", vec![("platform", "api")]),
+    ];
+    for (page, server_fn, refused_form) in pages {
+        // Once first: what the replica keeps (the features tab's data) is read at the first visit.
+        visit(page).await;
+        let (nothing_waits, _) = visit(page).await;
+
+        let refused = app
+            .client
+            .post(app.url(server_fn))
+            .header("accept", "text/html")
+            .header("referer", app.url(page))
+            .form(&refused_form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::FOUND, "{page}");
+        let (draft_waits, shown) = visit(page).await;
+        assert!(shown.contains("invalid-feedback"), "{page} shows its errors");
+        assert!(draft_waits >= nothing_waits + 2, "{page}: the session loaded and saved to take the draft");
+
+        let (taken, _) = visit(page).await;
+        assert_eq!(taken, nothing_waits, "{page}: the draft was taken, the session is not loaded again");
+    }
+    // Its connections closed, so that the test's database can be dropped.
+    app.pool.close().await;
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn an_admin_made_auditor_while_signed_in_is_one_at_their_next_request_kept_tab_or_not(pool: PgPool) {
     let app = spawn_signed_in(pool, Role::Admin).await;
