@@ -30,10 +30,8 @@ pub fn ConfigurationPage() -> impl IntoView {
     let flash = crate::page_data::once(crate::flash::take_for_page());
     view! {
         <Title text="Configuration"/>
-        <div class="page-heading">
-            <h1 class="page-title">"Configuration"</h1>
-            <p class="page-description">"Configure AI-native GitLab Duo features."</p>
-        </div>
+        <h1 class="page-title">"Configuration"</h1>
+        <p class="page-description">"Configure AI-native GitLab Duo features."</p>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let hidden = hidden.await.unwrap_or_default();

@@ -19,12 +19,10 @@ pub fn PersonalAccessTokensPage() -> impl IntoView {
     let flash = crate::page_data::once(crate::flash::take_for_page());
     view! {
         <Title text="Personal access tokens"/>
-        <div class="page-heading">
-            <h1 class="page-title">"Personal access tokens"</h1>
-            <p class="page-description">
-                "You can generate a personal access token for each application you use that needs access to the GitLab Duo Self-Hosted API (/api/v1)."
-            </p>
-        </div>
+        <h1 class="page-title">"Personal access tokens"</h1>
+        <p class="page-description">
+            "You can generate a personal access token for each application you use that needs access to the GitLab Duo Self-Hosted API (/api/v1)."
+        </p>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let flash = flash.await;

@@ -1,4 +1,5 @@
-//! A phone's width (390 px): no page scrolls sideways, and the menu and "Sign out" stay reachable.
+//! Layout: at a phone's width (390 px) no page scrolls sideways, and the menu and "Sign out" stay
+//! reachable; at a desktop's (1280 px) each page's description reads under its title, as in GitLab.
 
 use fantoccini::Locator;
 use sqlx::PgPool;
@@ -54,6 +55,40 @@ async fn at_390_px_no_page_scrolls_sideways(pool: PgPool) {
                 .await
                 .unwrap();
             assert!(right.as_f64().unwrap() <= 390.0, "Sign out is off-screen at {right}");
+        })
+        .await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn at_1280_px_each_pages_description_is_under_its_title(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("ada", Role::Admin).await;
+    let browser = Browser::start().await;
+
+    browser
+        .run("wide", |b| async move {
+            let base = app.address.clone();
+            b.client.set_window_size(1280, 800).await.unwrap();
+            b.sign_in_as(&base, "ada").await;
+            for (name, path) in [
+                ("models", "/admin/gitlab_duo/self_hosted/models"),
+                ("new-model", "/admin/gitlab_duo/self_hosted/models/new"),
+                ("configuration", "/admin/gitlab_duo/configuration"),
+                ("tokens", "/-/user_settings/personal_access_tokens"),
+            ] {
+                b.client.goto(&format!("{base}{path}")).await.unwrap();
+                let title = b.find(Locator::Css("h1.page-title")).await;
+                let description = b.find(Locator::Css("p.page-description")).await;
+                crate::browser::save_screenshot(&b, &format!("wide-{name}")).await;
+                let (title, description) =
+                    (title.rectangle().await.unwrap(), description.rectangle().await.unwrap());
+                // (x, y, width, height): the description starts below the title, at its left edge.
+                assert!(description.1 >= title.1 + title.3, "{path}: the description is beside its title");
+                assert!(
+                    (description.0 - title.0).abs() < 1.0,
+                    "{path}: the description is not under its title"
+                );
+            }
         })
         .await;
 }
